@@ -1,0 +1,1 @@
+"""Command layer: turns parsed ``bin/`` flags into library calls and prints what was done."""

@@ -1,0 +1,1 @@
+"""Evaluation: FSC, alignment of maps up to rotation/reflection/shift, resolution, plots."""

@@ -1,0 +1,54 @@
+"""Small file helpers shared by the readers and writers (private)."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from tfcryogan.errors import InputError
+
+
+def require_file(path):
+    """Return ``path`` as a ``Path`` if it is an existing regular file, else raise InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if not p.is_file():
+        raise InputError(f"{p}: not a regular file")
+    return p
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path, suffix=""):
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    The temporary file lives in the same folder (so ``os.replace`` is atomic), parent folders are
+    created, and on any exception the temporary file is removed and ``path`` is left untouched.
+    ``suffix`` is appended to the temporary name (some writers pick the format from it).
+    """
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise InputError(f"{path}: is a folder, cannot write a file there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot create folder {path.parent}: {err.strerror}") from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write in {path.parent}: {err.strerror}") from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

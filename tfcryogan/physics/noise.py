@@ -1,0 +1,131 @@
+"""Noise models: white Gaussian at a target SNR, coloured Gaussian from a radial power spectrum,
+and real noise patches.
+
+SNR definition (DESIGN section 2): ``SNR = var(clean CTF-modulated images over the whole box) /
+var(noise)``, ``SNR_dB = 10 log10(SNR)``; the signal variance is the mean over images of each
+image's variance over the box (no disc mask: CryoBench's definition, not ASPIRE's).
+
+Radial power spectra are float32 ``[R]`` with ``R = radial_bins(box)``: the noise power per pixel at
+integer frequency radius ``r`` (cycles per box), normalised so that white noise of variance
+``sigma^2`` has a flat spectrum equal to ``sigma^2``.
+"""
+
+import math
+
+import tensorflow as tf
+
+from tfcryogan.physics import fourier
+
+
+def radial_bins(box):
+    """Number of integer radial frequency bins of a ``box x box`` half-plane spectrum."""
+    return int(math.ceil(math.sqrt((box // 2) ** 2 + (box // 2) ** 2))) + 1
+
+
+def signal_variance(images):
+    """Mean over images of each image's variance over the box; ``images`` ``[B, N, N]`` -> scalar."""
+    return tf.reduce_mean(tf.math.reduce_variance(images, axis=[-2, -1]))
+
+
+def sigma_for_snr(signal_var, snr_db):
+    """Noise standard deviation giving ``snr_db`` (decibels) for a signal variance ``signal_var``."""
+    return tf.sqrt(tf.convert_to_tensor(signal_var, tf.float32) / 10.0 ** (snr_db / 10.0))
+
+
+def white_noise(shape, sigma, seed):
+    """White Gaussian noise ``[B, N, N]`` float32 of standard deviation ``sigma``.
+
+    ``seed`` is a ``[2]`` int tensor (``tf.random.stateless_normal``)."""
+    return sigma * tf.random.stateless_normal(shape, seed=seed)
+
+
+def colored_noise(shape, radial_psd, seed, sigma=None):
+    """Gaussian noise ``[B, N, N]`` with the radial power spectrum ``radial_psd``.
+
+    Args:
+      shape: ``[B, N, N]``.
+      radial_psd: ``[R]`` float32 noise power per pixel against integer frequency radius
+        (``estimate_radial_psd``); ``R >= radial_bins(N)``.
+      seed: ``[2]`` int tensor.
+      sigma: if given, the noise is rescaled so that its expected per-pixel standard deviation is
+        ``sigma`` (only the spectrum's shape is kept).
+    Returns:
+      ``[B, N, N]`` float32 noise.
+    """
+    box = shape[-1]
+    psd = tf.convert_to_tensor(radial_psd, tf.float32)
+    if sigma is not None:
+        psd = psd / _mean_power(psd, box) * tf.square(tf.convert_to_tensor(sigma, tf.float32))
+    amplitude = tf.sqrt(tf.maximum(tf.gather(psd, fourier.radial_index(box)), 0.0))
+    white = tf.random.stateless_normal(shape, seed=seed)
+    spectrum = tf.signal.rfft2d(white) * tf.cast(amplitude, tf.complex64)
+    return tf.signal.irfft2d(spectrum, fft_length=[box, box])
+
+
+def _mean_power(psd, box):
+    """Per-pixel variance of noise with radial spectrum ``psd`` on a ``box`` grid."""
+    full = tf.gather(psd, fourier.radial_index(box))
+    # Half-plane columns 1 .. ceil(N/2)-1 stand for two frequencies each.
+    n_half = box // 2 + 1
+    weight = tf.concat([[1.0], tf.fill([n_half - 2], 2.0), [1.0 if box % 2 == 0 else 2.0]], 0)
+    return tf.reduce_sum(full * weight[None, :]) / float(box * box)
+
+
+def background_mask(box, radius_fraction=0.4):
+    """``[N, N]`` float32: 1 outside a centred disc of radius ``radius_fraction * N`` pixels (the
+    background of a particle image), 0 inside."""
+    c = float(fourier.image_origin(box))
+    r = tf.cast(tf.range(box), tf.float32) - c
+    rr = tf.sqrt(r[:, None] ** 2 + r[None, :] ** 2)
+    return tf.cast(rr > radius_fraction * box, tf.float32)
+
+
+def estimate_radial_psd(images, radius_fraction=0.4):
+    """Radially averaged noise power spectrum of particle images' background.
+
+    The pixels outside a disc of radius ``radius_fraction * N`` (the particle) are kept, their mean
+    removed per image, and the periodogram ``|F|^2 / n_background`` averaged over images and rings.
+
+    Args:
+      images: ``[B, N, N]`` float32 particle images (or pure noise images).
+      radius_fraction: particle disc radius as a fraction of the box.
+    Returns:
+      ``[radial_bins(N)]`` float32 power per pixel; white noise of variance ``s^2`` gives ``s^2``.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    box = images.shape[-1]
+    mask = background_mask(box, radius_fraction)
+    count = tf.reduce_sum(mask)
+    mean = tf.reduce_sum(images * mask, axis=[-2, -1], keepdims=True) / count
+    background = (images - mean) * mask
+    power = tf.reduce_mean(tf.abs(tf.signal.rfft2d(background)) ** 2, axis=0) / count
+    rings = fourier.radial_index(box)
+    bins = radial_bins(box)
+    total = tf.math.unsorted_segment_sum(tf.reshape(power, [-1]), tf.reshape(rings, [-1]), bins)
+    hits = tf.math.unsorted_segment_sum(tf.ones_like(tf.reshape(power, [-1])),
+                                        tf.reshape(rings, [-1]), bins)
+    return total / tf.maximum(hits, 1.0)
+
+
+def normalize_patches(patches, sigma):
+    """Real noise patches ``[B, N, N]`` made zero-mean and scaled to standard deviation ``sigma``
+    per patch (their spectrum and statistics otherwise kept)."""
+    patches = tf.convert_to_tensor(patches, tf.float32)
+    mean, var = tf.nn.moments(patches, axes=[-2, -1], keepdims=True)
+    return (patches - mean) * (sigma / tf.sqrt(var + 1e-12))
+
+
+def resample_radial_psd(psd, box_in, pixel_size_in, box_out, pixel_size_out):
+    """A radial power spectrum measured on one grid, expressed on another.
+
+    Bin ``r`` of a ``box x box`` grid at ``pixel_size`` A/px is the spatial frequency
+    ``r / (box * pixel_size)`` 1/A; values are linearly interpolated in that frequency (and held
+    constant beyond the measured range). Only the spectrum's shape is meaningful across grids:
+    rescale it with ``colored_noise(..., sigma=...)``.
+
+    Returns:
+      ``[radial_bins(box_out)]`` float32.
+    """
+    bins_out = tf.cast(tf.range(radial_bins(box_out)), tf.float32)
+    position_in = bins_out * (box_in * pixel_size_in) / (box_out * pixel_size_out)
+    return fourier.interpolate_1d(psd, position_in)

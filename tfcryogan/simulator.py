@@ -29,13 +29,15 @@ def project(spectrum, rotations, origins_a, ctf_params, box, pixel_size, volume_
       ``[B, N, N]`` float32 images (line integrals in voxel units times the CTF), centred at
       ``physics.fourier.image_origin(N)`` as RELION's.
     """
-    spectra = projector.slice_spectrum(spectrum, rotations, box, volume_index)
+    # Everything is applied to the in-circle frequencies only, then laid out for irfft2d.
+    values = projector.slice_values(spectrum, rotations, box, volume_index)
+    kx, ky = projector.circle_frequencies(box)
     move = shifts.origin_to_shift(origins_a, pixel_size, box)
-    spectra = spectra * shifts.translation_phase(move, box)
+    values = values * shifts.translation_phase_at(move, kx, ky, box)
     if ctf_params is not None:
-        spectra = spectra * tf.cast(ctf_lib.ctf_half_plane(ctf_params, box, pixel_size),
-                                    tf.complex64)
-    return tf.signal.irfft2d(spectra, fft_length=[box, box])
+        values = values * tf.cast(ctf_lib.ctf_values(ctf_params, kx, ky, box, pixel_size),
+                                  tf.complex64)
+    return tf.signal.irfft2d(projector.to_half_plane(values, box), fft_length=[box, box])
 
 
 def sample_parameters(seed, batch_size, ctf_rows, shift_std_a):

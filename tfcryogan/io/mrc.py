@@ -18,6 +18,8 @@ damaged file is reported rather than read as garbage. A file shorter than its he
 always reported as truncated.
 """
 
+import contextlib
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,7 +252,7 @@ def stack_voxel_size(path):
 
 
 class StackWriter:
-    """Write an image stack ``[n, box, box]`` (float32 ``.mrcs``) piece by piece, memory-mapped.
+    """Write an image stack ``[n, box, box]`` (float32 ``.mrcs``) piece by piece.
 
     ::
 
@@ -258,11 +260,14 @@ class StackWriter:
             for start in range(0, 1000, 100):
                 w.write(start, images)  # float32 [b, 128, 128] for indices start .. start+b-1
 
-    The data go to a temporary file in the same folder, created with ``mrcfile.new_mmap`` (mode 2,
-    space group 0 = image stack, as RELION writes ``.mrcs``), with the voxel size (A) in the header.
-    On a clean exit the header statistics are set (from running sums, without re-reading the file)
-    and the file is renamed to ``path``; on an exception, or if some images were never written,
-    the temporary file is deleted and ``path`` is left untouched. Indices are 0-based.
+    The data go to a temporary file in the same folder: its header is made by ``mrcfile`` (mode 2,
+    space group 0 = image stack, as RELION writes ``.mrcs``, the voxel size in A), and the images
+    are written with ``os.pwrite`` at their offsets (no page faults of a memory map, any order, any
+    size). On a clean exit the header statistics are set (from running sums, without re-reading
+    the file) and the file is renamed to ``path``; on an exception, or if some images were never
+    written, the temporary file is deleted and ``path`` is left untouched. Indices are 0-based.
+    ``write`` may be called from another thread than the one that opened the writer (one at a
+    time).
     """
 
     def __init__(self, path, n_images, box, voxel_size_A):
@@ -274,17 +279,22 @@ class StackWriter:
         self.voxel_size_A = _check_voxel_size(voxel_size_A, str(path))
         self._ctx = None
         self._tmp = None
-        self._mrc = None
+        self._fd = None
+        self._offset = 0
 
     def __enter__(self):
         self._ctx = atomic_output(self.path, suffix=".mrcs")
         self._tmp = self._ctx.__enter__()
         try:
-            self._mrc = mrcfile.new_mmap(self._tmp, shape=(self.n_images, self.box, self.box),
-                                         mrc_mode=2, overwrite=True)
-            self._mrc.set_image_stack()
-            self._mrc.voxel_size = self.voxel_size_A
-            self._mrc.header.origin = (0.0, 0.0, 0.0)
+            # A memory map only to make the header and size the (sparse) file: its data pages
+            # are never touched.
+            with mrcfile.new_mmap(self._tmp, shape=(self.n_images, self.box, self.box),
+                                  mrc_mode=2, overwrite=True) as mrc:
+                mrc.set_image_stack()
+                mrc.voxel_size = self.voxel_size_A
+                mrc.header.origin = (0.0, 0.0, 0.0)
+                self._offset = mrc.header.nbytes + mrc.extended_header.nbytes
+            self._fd = os.open(self._tmp, os.O_RDWR)
         except BaseException as err:
             self._abort(err)
             raise
@@ -295,9 +305,9 @@ class StackWriter:
     def write(self, start_index, images):
         """Write ``images`` (float32 ``[b, box, box]``, or one ``[box, box]``) at 0-based
         indices ``start_index .. start_index + b - 1``."""
-        if self._mrc is None:
+        if self._fd is None:
             raise RuntimeError("StackWriter.write() called outside the 'with' block")
-        imgs = np.asarray(images, dtype=np.float32)
+        imgs = np.ascontiguousarray(images, dtype=np.float32)
         if imgs.ndim == 2:
             imgs = imgs[None]
         if imgs.ndim != 3 or imgs.shape[1:] != (self.box, self.box):
@@ -308,23 +318,28 @@ class StackWriter:
         if start < 0 or stop > self.n_images:
             raise IndexError(f"{self.path}: images {start}..{stop - 1} are outside the stack "
                              f"of {self.n_images}")
-        if not np.isfinite(imgs).all():
+        flat = imgs.reshape(-1)
+        total = float(flat.sum(dtype=np.float64))
+        squares = float(np.dot(flat, flat))
+        if not (np.isfinite(total) and np.isfinite(squares)):  # NaN/inf propagate to the sums
             raise ValueError(f"{self.path}: refusing to write NaN or infinite pixel values")
-        self._mrc.data[start:stop] = imgs
+        data = memoryview(flat.view(np.uint8))
+        position = self._offset + 4 * start * self.box * self.box
+        while data:
+            written = os.pwrite(self._fd, data, position)
+            data, position = data[written:], position + written
         self._written[start:stop] = True
         s = self._stats
-        s[0] = min(s[0], float(imgs.min()))
-        s[1] = max(s[1], float(imgs.max()))
-        s[2] += float(imgs.sum(dtype=np.float64))
-        s[3] += float(np.square(imgs, dtype=np.float64).sum())
+        s[0] = min(s[0], float(flat.min()))
+        s[1] = max(s[1], float(flat.max()))
+        s[2] += total
+        s[3] += squares
 
     def _abort(self, err):
-        if self._mrc is not None:
-            try:
-                self._mrc.close()
-            except Exception:  # noqa: BLE001 - the temporary file is removed anyway
-                pass
-            self._mrc = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
             try:
@@ -343,14 +358,15 @@ class StackWriter:
             self._abort(exc)
             return False
         try:
+            os.close(self._fd)
+            self._fd = None
             mn, mx, total, sq = self._stats
             count = self.n_images * self.box * self.box
             mean = total / count
-            h = self._mrc.header
-            h.dmin, h.dmax, h.dmean = mn, mx, mean
-            h.rms = np.sqrt(max(sq / count - mean * mean, 0.0))
-            self._mrc.close()
-            self._mrc = None
+            with mrcfile.mmap(self._tmp, mode="r+") as mrc:  # touches the header page only
+                h = mrc.header
+                h.dmin, h.dmax, h.dmean = mn, mx, mean
+                h.rms = np.sqrt(max(sq / count - mean * mean, 0.0))
         except BaseException as err:
             self._abort(err)
             raise

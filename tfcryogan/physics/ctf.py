@@ -25,22 +25,30 @@ def electron_wavelength(voltage_kv):
 
 
 def ctf_half_plane(params, box, pixel_size):
-    """CTFs on the ``rfft2d`` half-plane grid.
+    """CTFs on the ``rfft2d`` half-plane grid: ``[B, N, N // 2 + 1]`` float32 (see
+    :func:`ctf_values` for the arguments)."""
+    kx, ky = fourier.half_plane_frequencies(box)
+    shape = [-1, box, box // 2 + 1]
+    values = ctf_values(params, tf.reshape(kx, [-1]), tf.reshape(ky, [-1]), box, pixel_size)
+    return tf.reshape(values, shape)
+
+
+def ctf_values(params, kx, ky, box, pixel_size):
+    """CTFs at given frequencies.
 
     Args:
       params: ``[B, 9]`` float32 CTF rows (``CTF_COLUMNS``: defocus U, V in A; astigmatism angle
         in degrees; voltage in kV; Cs in mm; amplitude contrast (fraction); phase shift in degrees;
         B-factor in A^2; scale).
+      kx, ky: ``[M]`` float32 frequencies in cycles per box (x along image columns, y along rows).
       box: image size ``N`` in pixels.
       pixel_size: Angstrom per pixel (scalar, or ``[B]``).
     Returns:
-      ``[B, N, N // 2 + 1]`` float32 CTF values.
+      ``[B, M]`` float32 CTF values.
     """
     params = tf.convert_to_tensor(params, tf.float32)
-    col = [params[:, i, None, None] for i in range(9)]
-    du, dv, angle, voltage, cs_mm, q, phase, bfac, scale = col
-    pixel_size = tf.reshape(tf.convert_to_tensor(pixel_size, tf.float32), [-1, 1, 1])
-    kx, ky = fourier.half_plane_frequencies(box)
+    du, dv, angle, voltage, cs_mm, q, phase, bfac, scale = [params[:, i, None] for i in range(9)]
+    pixel_size = tf.reshape(tf.convert_to_tensor(pixel_size, tf.float32), [-1, 1])
     k2 = kx * kx + ky * ky
     # cos(2 alpha), sin(2 alpha) of the frequency direction alpha = atan2(ky, kx), from k alone.
     cos2a = tf.where(k2 > 0, (kx * kx - ky * ky) / tf.maximum(k2, 1.0), 1.0)[None]

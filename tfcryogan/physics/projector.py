@@ -10,8 +10,10 @@ Projections are line integrals along z in voxel units (the sum over z of voxel v
 ``relion_project``'s. Frequencies beyond ``N / 2`` (Nyquist) are set to zero, as RELION does.
 """
 
+import functools
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from tfcryogan.physics import fourier
@@ -55,8 +57,15 @@ def _sphere_mask(p):
     return tf.cast(r2 <= (p / 2.0) ** 2, tf.float32)
 
 
-def slice_spectrum(spectrum, rotations, box, volume_index=None):
-    """Central slices of volume spectra: the spectra of the projections at ``rotations``.
+def circle_frequencies(box):
+    """The half-plane frequencies inside the Nyquist circle (radius <= N / 2), in the order used by
+    :func:`slice_values`: ``(kx, ky)``, each float32 ``[M]`` constants, cycles per box."""
+    _, kx, ky, _ = _circle_tables(box)
+    return tf.constant(kx), tf.constant(ky)
+
+
+def slice_values(spectrum, rotations, box, volume_index=None):
+    """Central-slice values at the in-circle frequencies (:func:`circle_frequencies`).
 
     Args:
       spectrum: ``[V, P, P, P // 2 + 1]`` complex64 from :func:`volume_spectrum`.
@@ -65,17 +74,16 @@ def slice_spectrum(spectrum, rotations, box, volume_index=None):
       volume_index: optional ``[B]`` int32, which of the ``V`` volumes each image projects
         (default, and ignored when ``V == 1``: volume 0 for all).
     Returns:
-      ``[B, N, N // 2 + 1]`` complex64 half-plane spectra with the origin at index 0 (apply
-      a shift to ``image_origin`` (``shifts``) before ``irfft2d``), zero beyond Nyquist.
+      ``[B, M]`` complex64 ``F(A^T k)`` for the ``M`` in-circle frequencies ``k``, origin at the
+      volume centre. :func:`to_half_plane` places them in an ``rfft2d`` layout.
     """
     p = spectrum.shape[1]
     pad = p // box
     half = p // 2 + 1
     rotations = tf.convert_to_tensor(rotations, tf.float32)
-    kx, ky = fourier.half_plane_frequencies(box)
-    in_circle = tf.reshape(kx * kx + ky * ky <= (box / 2.0) ** 2, [1, -1])
-    kx = tf.reshape(kx, [1, -1, 1]) * float(pad)
-    ky = tf.reshape(ky, [1, -1, 1]) * float(pad)
+    kx, ky = circle_frequencies(box)
+    kx = kx[None, :, None] * float(pad)
+    ky = ky[None, :, None] * float(pad)
     # k3 = A^T (kx, ky, 0): coordinates (x, y, z) in padded frequency units, [B, M, 3].
     coords = kx * rotations[:, None, 0, :] + ky * rotations[:, None, 1, :]
     # Friedel symmetry: only kx >= 0 is stored; read -k and conjugate.
@@ -96,12 +104,46 @@ def slice_spectrum(spectrum, rotations, box, volume_index=None):
         base = 0
     else:
         base = tf.cast(volume_index, tf.int32)[:, None] * (p * p * half)
+    # Eight trilinear taps gathered at once from the flattened spectrum.
     zy = [(z0 * p + y0) * half, (z0 * p + y1) * half, (z1 * p + y0) * half, (z1 * p + y1) * half]
     wzy = [gz * gy, gz * fy, fz * gy, fz * fy]
     index = tf.stack([base + t + x for t in zy for x in (x0, x1)], axis=-1)
     weight = tf.stack([w * wx for w in wzy for wx in (gx, fx)], axis=-1)
-    weight = weight * tf.cast(in_circle, tf.float32)[..., None]
     taps = tf.gather(tf.reshape(spectrum, [-1]), index)
     values = tf.reduce_sum(taps * tf.cast(weight, tf.complex64), axis=-1)
-    values = tf.where(flip, tf.math.conj(values), values)
-    return tf.reshape(values, [-1, box, box // 2 + 1])
+    return tf.where(flip, tf.math.conj(values), values)
+
+
+def to_half_plane(values, box):
+    """``[B, M]`` in-circle values -> ``[B, N, N // 2 + 1]`` half-plane spectra, zero outside the
+    Nyquist circle (a gather from ``[values, 0]``, which XLA and GPUs handle well)."""
+    _, _, _, position = _circle_tables(box)
+    padded = tf.concat([values, tf.zeros_like(values[:, :1])], axis=1)
+    return tf.reshape(tf.gather(padded, tf.constant(position), axis=1),
+                      [-1, box, box // 2 + 1])
+
+
+def slice_spectrum(spectrum, rotations, box, volume_index=None):
+    """Central slices as half-plane spectra: ``to_half_plane(slice_values(...))``.
+
+    Returns:
+      ``[B, N, N // 2 + 1]`` complex64 with the origin at index 0 (apply a shift to
+      ``fourier.image_origin`` before ``irfft2d``), zero beyond Nyquist.
+    """
+    return to_half_plane(slice_values(spectrum, rotations, box, volume_index), box)
+
+
+@functools.lru_cache(maxsize=None)
+def _circle_tables(box):
+    """Static geometry of a ``box`` half plane (computed once per box, as constants):
+    ``inside`` flat indices of the frequencies with radius <= N / 2, their ``kx`` and ``ky``
+    (float32), and ``position`` ``[N * (N // 2 + 1)]``: for each half-plane frequency its index in
+    ``inside``, or ``len(inside)`` when it lies outside the circle."""
+    ky = np.where(np.arange(box) < (box + 1) // 2, np.arange(box), np.arange(box) - box)
+    kx = np.arange(box // 2 + 1)
+    kx, ky = np.meshgrid(kx, ky)
+    kx, ky = kx.ravel().astype(np.float32), ky.ravel().astype(np.float32)
+    inside = np.flatnonzero(kx * kx + ky * ky <= (box / 2.0) ** 2)
+    position = np.full(kx.size, inside.size, np.int32)
+    position[inside] = np.arange(inside.size, dtype=np.int32)
+    return inside, kx[inside], ky[inside], position

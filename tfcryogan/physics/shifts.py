@@ -33,6 +33,15 @@ def translation_phase(shift_px, box):
     return ramp_y[:, :, None] * ramp_x[:, None, :]
 
 
+def translation_phase_at(shift_px, kx, ky, box):
+    """Phase ramps at given frequencies: ``[B, M]`` complex64 ``exp(-2 pi i (kx dx + ky dy) / N)``
+    for ``shift_px`` ``[B, 2]`` pixels and ``kx``, ``ky`` ``[M]`` in cycles per box."""
+    shift_px = tf.convert_to_tensor(shift_px, tf.float32)
+    phase = (-2.0 * math.pi / box) * (kx[None, :] * shift_px[:, 0, None]
+                                      + ky[None, :] * shift_px[:, 1, None])
+    return tf.complex(tf.cos(phase), tf.sin(phase))
+
+
 def origin_to_shift(origin_a, pixel_size, box):
     """RELION origins (Angstrom) to the pixel translation that places a projection spectrum
     (origin at index 0) in a centred image: ``image_origin(box) - origin / pixel_size``.

@@ -18,6 +18,8 @@ setup(
         # TensorFlow 2.21 with Keras 3; tf-keras is what tensorflow-probability's Keras parts need.
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
+        # tf.summary (losses, image grids, volume slices) needs the TensorBoard package.
+        "tensorboard>=2.19",
         "tf-keras>=2.21,<2.22",
         "tensorflow-probability>=0.25,<0.26",
         "tensorflow-graphics>=2021.12.3",

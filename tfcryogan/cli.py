@@ -35,14 +35,12 @@ def import_tensorflow_quietly():
     stay silent too, and hides what TensorFlow writes to stderr while it loads. Errors raised by the
     import itself still propagate as Python exceptions. Returns the ``tensorflow`` module.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with _stderr_to_devnull():
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         tf.get_logger().setLevel("ERROR")
-        # Initialise the runtime (device discovery logs) while stderr is still silenced.
-        tf.config.list_logical_devices()
     return tf
 
 
@@ -68,6 +66,8 @@ def run(main):
         except KeyboardInterrupt:
             _fail("interrupted")
 
+    from absl import logging  # pylint: disable=import-outside-toplevel
+    logging.set_verbosity(logging.WARNING)
     app.run(guarded)
 
 

@@ -74,3 +74,100 @@ def define_simulate_flags():
                                         ".mrcs and a .json records the simulation.")
     flags.DEFINE_integer("batch_size", 256, "Images per batch.")
     flags.mark_flag_as_required("output")
+
+
+def define_train_flags():
+    """All flags of ``bin/train``."""
+    define_noise_flags()
+    define_seed_flag()
+    flags.DEFINE_string("particles", None,
+                        "Particles to train on: a RELION 3.0/3.1 STAR or cryoSPARC .cs file with "
+                        "CTF parameters (no poses needed), or 'demo' for the built-in synthetic "
+                        "data set (made in --output_dir/demo_data on first use).")
+    flags.DEFINE_string("output_dir", None,
+                        "Run folder: volume.mrc, checkpoints/, logs/ (TensorBoard), run.json, "
+                        "fsc.csv/png. Re-running the same command resumes from the last "
+                        "checkpoint.")
+    flags.DEFINE_integer("max_steps", 20000, "Volume (generator) steps to train for.")
+    flags.DEFINE_float("max_minutes", 0.0,
+                       "Wall-clock budget in minutes (0: none); the run ends cleanly with "
+                       "outputs written.")
+    flags.DEFINE_integer("batch_size", 32, "Global batch (images per critic and volume update).")
+    flags.DEFINE_integer("n_critic", 4, "Critic updates per volume update.")
+    flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight (per-image norm).")
+    flags.DEFINE_float("critic_lr", 3e-4, "Critic Adam learning rate.")
+    flags.DEFINE_float("generator_lr", 3e-3, "Volume/generator Adam learning rate.")
+    flags.DEFINE_integer("critic_channels", 16, "Channels of the critic's first stage.")
+    flags.DEFINE_string("symmetry", "C1", "Point group of the volume: C1, Cn, Dn (RELION axes).")
+    flags.DEFINE_integer("latent_dim", 0,
+                         "Latent dimension of the conformation generator (0: one volume, "
+                         "CryoGAN; > 0: Multi-CryoGAN).")
+    flags.DEFINE_float("mask_radius", 0.45, "Support sphere radius as a fraction of the box.")
+    flags.DEFINE_integer("box", None,
+                         "Training box in pixels: the particles are Fourier-cropped to it (same "
+                         "field of view, larger pixels). Default: their own box.")
+    flags.DEFINE_bool("invert_contrast", False,
+                      "The particles have raw micrograph contrast (protein dark): invert them.")
+    flags.DEFINE_float("shift_std_A", -1.0,
+                       "Initial standard deviation (A) of the simulated particles' shifts; it is "
+                       "learned. Negative: one pixel.")
+    flags.DEFINE_float("lowpass_start", 4.0,
+                       "Initial Gaussian low-pass width (cycles per box) on the critic inputs; "
+                       "relaxed to none over --lowpass_steps. 0: no low-pass.")
+    flags.DEFINE_integer("lowpass_steps", 2000, "Steps over which the low-pass is relaxed.")
+    flags.DEFINE_float("ema_decay", 0.995, "Decay of the moving average that gives volume.mrc.")
+    flags.DEFINE_float("final_lr_fraction", 0.1,
+                       "Learning rates decay (cosine) to this fraction of their initial values "
+                       "by the end of the run (--max_steps or --max_minutes, whichever first).")
+    flags.DEFINE_string("ground_truth", None,
+                        "A map to compare with (FSC after alignment): fsc.csv, fsc.png, and "
+                        "figures in run.json.")
+    flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multiworker"],
+                      "tf.distribute strategy: auto = MirroredStrategy over local GPUs; "
+                      "multiworker reads TF_CONFIG.")
+    flags.DEFINE_integer("cpu_replicas", 1,
+                         "Split the CPU into this many logical devices for MirroredStrategy.")
+    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and volume.mrc.")
+    flags.DEFINE_integer("summary_every", 50, "Steps between TensorBoard summaries.")
+    flags.DEFINE_bool("restart", False, "Discard an existing run in --output_dir instead of "
+                                        "resuming it.")
+    flags.DEFINE_integer("demo_particles", 8000, "Particles of the built-in demo data set.")
+    flags.DEFINE_integer("demo_box", 32, "Box of the built-in demo data set.")
+    flags.DEFINE_float("demo_snr_db", 0.0, "SNR (dB) of the built-in demo data set.")
+    flags.mark_flags_as_required(["particles", "output_dir"])
+
+
+def define_evaluate_flags():
+    """All flags of ``bin/evaluate``."""
+    flags.DEFINE_string("map", None,
+                        "Map to evaluate (.mrc/.map), e.g. a reconstruction. Several maps (a "
+                        "comma-separated list or a folder) with --references: precision/recall "
+                        "mode.")
+    flags.DEFINE_string("reference", None, "Ground-truth map to compare with.")
+    flags.DEFINE_string("references", None,
+                        "Several ground-truth maps (comma-separated list or folder, e.g. "
+                        "conformations): each map is compared with each reference; writes "
+                        "precision (each map's best reference) and recall (each reference's best "
+                        "map).")
+    flags.DEFINE_string("output_dir", None, "Folder for fsc.csv, fsc.png, aligned.mrc and "
+                                            "evaluation.json (created if needed).")
+    flags.DEFINE_bool("align", True,
+                      "Search the rotation, hand (mirror) and shift that superpose the map on the "
+                      "reference before the FSC (--noalign or --no_align: compare as is).")
+    flags.DEFINE_bool("no_align", False, "Same as --noalign: compare the maps as they are.")
+    flags.DEFINE_float("pixel_size", None,
+                       "Voxel size in A of all maps, overriding their headers (needed when the "
+                       "reference's header says 0).")
+    flags.DEFINE_float("mask_radius_A", None,
+                       "Radius in A of a soft spherical mask applied to both maps before the FSC "
+                       "(and used for the alignment). Default: no mask, the whole box.")
+    flags.DEFINE_float("mask_edge_A", None, "Width in A of the mask's cosine edge (default 3 "
+                                            "voxels).")
+    flags.DEFINE_float("threshold_A", None,
+                       "Precision/recall mode: a map and a reference match when their FSC "
+                       "resolution is at most this many A. Default: report resolutions only.")
+    flags.DEFINE_float("fsc_threshold", 0.5,
+                       "Precision/recall mode: FSC threshold of the pairwise resolution.")
+    flags.DEFINE_integer("n_rotations", 4000,
+                         "Alignment: rotations per hand in the global search (~15 degree grid).")
+    flags.mark_flag_as_required("output_dir")

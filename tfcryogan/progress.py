@@ -23,9 +23,12 @@ class Progress:
       interval: seconds between updates on a terminal; non-terminal streams get a line every
         ``10 * interval`` seconds or 10% of the work, whichever comes first.
       start: units already done before this run (a resumed run); the rate counts only new work.
+      budget: wall-clock seconds this run may take (``--max_minutes``); the ETA is the sooner of
+        the work's end and the budget's.
     """
 
-    def __init__(self, total, label, unit="it", stream=None, interval=0.5, start=0):
+    def __init__(self, total, label, unit="it", stream=None, interval=0.5, start=0,
+                 budget=float("inf")):
         self.total = max(int(total), 1)
         self.label = label
         self.unit = unit
@@ -37,6 +40,7 @@ class Progress:
         self.last = -1e9
         self.last_fraction = -1.0
         self.done = self.start
+        self.budget = budget
 
     def rate(self):
         """Units per second since the start of this run."""
@@ -54,6 +58,9 @@ class Progress:
         self.last, self.last_fraction = now, fraction
         rate = self.rate()
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        left = self.budget - (now - self.t0)
+        if left < float("inf") and (eta != eta or left < eta):
+            eta = max(left, 0.0)
         eta_text = format_duration(eta) if eta == eta else "?"
         width = 24
         filled = int(width * min(fraction, 1.0))

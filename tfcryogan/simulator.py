@@ -13,7 +13,8 @@ from tfcryogan.physics import ctf as ctf_lib
 from tfcryogan.physics import projector, rotations, shifts
 
 
-def project(spectrum, rotations, origins_a, ctf_params, box, pixel_size, volume_index=None):
+def project(spectrum, rotations, origins_a, ctf_params, box, pixel_size, volume_index=None,
+            coefficients=None):
     """Noise-free particle images from volume spectra.
 
     Args:
@@ -24,13 +25,18 @@ def project(spectrum, rotations, origins_a, ctf_params, box, pixel_size, volume_
       ctf_params: ``[B, 9]`` float32 CTF rows (``physics.ctf.CTF_COLUMNS``), or None for no CTF.
       box: image size ``N`` in pixels.
       pixel_size: Angstrom per pixel.
-      volume_index: optional ``[B]`` int32 volume of each image (Multi-CryoGAN, heterogeneous data).
+      volume_index: optional ``[B]`` int32 volume of each image (heterogeneous data).
+      coefficients: optional ``[B, V]`` float32: image ``b`` shows ``sum_v coefficients[b, v]
+        volume_v`` (the conformation generator's basis volumes); overrides ``volume_index``.
     Returns:
       ``[B, N, N]`` float32 images (line integrals in voxel units times the CTF), centred at
       ``physics.fourier.image_origin(N)`` as RELION's.
     """
     # Everything is applied to the in-circle frequencies only, then laid out for irfft2d.
-    values = projector.slice_values(spectrum, rotations, box, volume_index)
+    if coefficients is not None and spectrum.shape[0] > 1:
+        values = projector.slice_values_mixed(spectrum, rotations, box, coefficients)
+    else:
+        values = projector.slice_values(spectrum, rotations, box, volume_index)
     kx, ky = projector.circle_frequencies(box)
     move = shifts.origin_to_shift(origins_a, pixel_size, box)
     values = values * shifts.translation_phase_at(move, kx, ky, box)

@@ -92,3 +92,18 @@ def test_gradient_matches_finite_differences():
         bump[idx] = eps
         fd = (float(loss(vol + bump)) - float(loss(vol - bump))) / (2 * eps)
         assert abs(fd - grad[idx]) < 1e-2 * max(1.0, abs(fd)), (idx, fd, grad[idx])
+
+
+def test_mixed_slices_are_slices_of_the_mixture():
+    box = 16
+    rng = np.random.default_rng(3)
+    vols = rng.random((3, box, box, box)).astype(np.float32)
+    coeff = rng.normal(size=(4, 3)).astype(np.float32)
+    angles = rng.uniform(-180, 180, (4, 3)).astype(np.float32)
+    mats = rotations.euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+    mixed = projector.slice_values_mixed(projector.volume_spectrum(vols), mats, box, coeff)
+    for b in range(4):
+        combo = np.tensordot(coeff[b], vols, axes=1)
+        want = projector.slice_values(projector.volume_spectrum(combo), mats[b:b + 1], box)
+        np.testing.assert_allclose(mixed[b].numpy(), want[0].numpy(), rtol=1e-3,
+                                   atol=1e-3 * np.abs(want).max())

@@ -61,7 +61,13 @@ def run(f):
                   noise_from=f.noise_from, seed=f.seed, poses_from=f.poses_from,
                   ctf=particles.ctf is not None, ctf_from=f.ctf_from,
                   snr_definition="var(clean CTF-modulated images over the box) / var(noise)")
+    if f.atomic_model:  # the density the particles were made from: the ground truth
+        density_path = os.path.splitext(os.path.abspath(f.output))[0] + "_density.mrc"
+        io.write_volume(density_path, volumes[0], pixel_size)
+        record["density"] = density_path
     record_path = synthesis.write_record(f.output, record)
     sys.stdout.write(f"wrote {result['n']} particles ({result['box']} px, {pixel_size:g} A/px) "
                      f"in {result['seconds']:.1f} s:\n  {result['star']}\n  {result['stack']}\n"
-                     f"  {record_path}\n")
+                     f"  {record_path}\n" +
+                     (f"  {record['density']}  (the density, ground truth)\n"
+                      if f.atomic_model else ""))

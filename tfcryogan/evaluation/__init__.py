@@ -1,1 +1,10 @@
-"""Evaluation: FSC, alignment of maps up to rotation/reflection/shift, resolution, plots."""
+"""Evaluation: FSC, alignment of maps up to rotation/reflection/shift, resolution, plots.
+
+- :mod:`tfcryogan.evaluation.fsc`: Fourier shell correlation per shell and resolution crossings.
+- :mod:`tfcryogan.evaluation.align`: ``rotate_volume``, ``mirror_volume``, ``fourier_resample``,
+  ``resample_to_grid`` and ``align`` (global FFT search + local refinement of rotation, hand, shift).
+- :mod:`tfcryogan.evaluation.report`: ``compare_maps`` (alignment + FSC + resolutions),
+  ``write_fsc_csv`` and ``plot_fsc``.
+
+``bin/evaluate`` (``tfcryogan.commands.evaluate``) runs them on map files.
+"""

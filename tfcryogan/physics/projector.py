@@ -64,20 +64,13 @@ def circle_frequencies(box):
     return tf.constant(kx), tf.constant(ky)
 
 
-def slice_values(spectrum, rotations, box, volume_index=None):
-    """Central-slice values at the in-circle frequencies (:func:`circle_frequencies`).
+def _trilinear_taps(p, rotations, box):
+    """Where the central slices at ``rotations`` read a ``[P, P, P // 2 + 1]`` spectrum.
 
-    Args:
-      spectrum: ``[V, P, P, P // 2 + 1]`` complex64 from :func:`volume_spectrum`.
-      rotations: ``[B, 3, 3]`` RELION rotation matrices ``A`` (see ``rotations.euler_to_matrix``).
-      box: output image size ``N`` (``P = pad * N``).
-      volume_index: optional ``[B]`` int32, which of the ``V`` volumes each image projects
-        (default, and ignored when ``V == 1``: volume 0 for all).
-    Returns:
-      ``[B, M]`` complex64 ``F(A^T k)`` for the ``M`` in-circle frequencies ``k``, origin at the
-      volume centre. :func:`to_half_plane` places them in an ``rfft2d`` layout.
+    Returns ``(index, weight, flip)``: flat indices ``[B, M, 8]`` int32 into one volume's
+    spectrum, trilinear weights ``[B, M, 8]`` float32, and ``flip`` ``[B, M]`` bool where the value
+    is read at ``-k`` and must be conjugated (Friedel symmetry of the stored half spectrum).
     """
-    p = spectrum.shape[1]
     pad = p // box
     half = p // 2 + 1
     rotations = tf.convert_to_tensor(rotations, tf.float32)
@@ -100,17 +93,60 @@ def slice_values(spectrum, rotations, box, volume_index=None):
     z1 = tf.math.floormod(i0[..., 2] + 1, p)
     fx, fy, fz = frac[..., 0], frac[..., 1], frac[..., 2]
     gx, gy, gz = 1.0 - fx, 1.0 - fy, 1.0 - fz
-    if volume_index is None or spectrum.shape[0] == 1:
-        base = 0
-    else:
-        base = tf.cast(volume_index, tf.int32)[:, None] * (p * p * half)
-    # Eight trilinear taps gathered at once from the flattened spectrum.
     zy = [(z0 * p + y0) * half, (z0 * p + y1) * half, (z1 * p + y0) * half, (z1 * p + y1) * half]
     wzy = [gz * gy, gz * fy, fz * gy, fz * fy]
-    index = tf.stack([base + t + x for t in zy for x in (x0, x1)], axis=-1)
+    index = tf.stack([t + x for t in zy for x in (x0, x1)], axis=-1)
     weight = tf.stack([w * wx for w in wzy for wx in (gx, fx)], axis=-1)
+    return index, weight, flip
+
+
+def slice_values(spectrum, rotations, box, volume_index=None):
+    """Central-slice values at the in-circle frequencies (:func:`circle_frequencies`).
+
+    Args:
+      spectrum: ``[V, P, P, P // 2 + 1]`` complex64 from :func:`volume_spectrum`.
+      rotations: ``[B, 3, 3]`` RELION rotation matrices ``A`` (see ``rotations.euler_to_matrix``).
+      box: output image size ``N`` (``P = pad * N``).
+      volume_index: optional ``[B]`` int32, which of the ``V`` volumes each image projects
+        (default, and ignored when ``V == 1``: volume 0 for all).
+    Returns:
+      ``[B, M]`` complex64 ``F(A^T k)`` for the ``M`` in-circle frequencies ``k``, origin at the
+      volume centre. :func:`to_half_plane` places them in an ``rfft2d`` layout.
+    """
+    p = spectrum.shape[1]
+    index, weight, flip = _trilinear_taps(p, rotations, box)
+    if volume_index is not None and spectrum.shape[0] != 1:
+        stride = p * p * (p // 2 + 1)
+        index = index + tf.cast(volume_index, tf.int32)[:, None, None] * stride
+    # Eight trilinear taps gathered at once from the flattened spectrum.
     taps = tf.gather(tf.reshape(spectrum, [-1]), index)
     values = tf.reduce_sum(taps * tf.cast(weight, tf.complex64), axis=-1)
+    return tf.where(flip, tf.math.conj(values), values)
+
+
+def slice_values_mixed(spectrum, rotations, box, coefficients):
+    """Central slices of per-image linear combinations of volumes: for image ``b``, the slice of
+    ``sum_v coefficients[b, v] * volume_v`` (by linearity, the same combination of the slices).
+
+    A generator whose volumes are ``sum_v c_v(z) volume_v`` thus needs one 3D transform per basis
+    volume per batch, and ``O(V N^2)`` work per image.
+
+    Args:
+      spectrum: ``[V, P, P, P // 2 + 1]`` complex64 spectra of the ``V`` basis volumes.
+      rotations: ``[B, 3, 3]``; box: ``N``.
+      coefficients: ``[B, V]`` float32 real coefficients.
+    Returns:
+      ``[B, M]`` complex64, as :func:`slice_values`.
+    """
+    p = spectrum.shape[1]
+    v = spectrum.shape[0]
+    index, weight, flip = _trilinear_taps(p, rotations, box)
+    stride = p * p * (p // 2 + 1)
+    index = index[..., None] + tf.range(v, dtype=tf.int32) * stride  # [B, M, 8, V]
+    taps = tf.gather(tf.reshape(spectrum, [-1]), index)
+    mixed = tf.cast(weight[..., None] * tf.cast(coefficients, tf.float32)[:, None, None, :],
+                    tf.complex64)
+    values = tf.reduce_sum(taps * mixed, axis=[-2, -1])
     return tf.where(flip, tf.math.conj(values), values)
 
 

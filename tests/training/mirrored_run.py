@@ -1,0 +1,33 @@
+"""Train one adversarial step (n_critic critic updates and one volume update) with a given number of CPU replicas and save the volume (run as a script by
+test_mirrored.py: splitting the CPU must happen before TensorFlow starts)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tfcryogan import cli  # noqa: E402
+
+
+def main(star, out, replicas):
+    cli.import_tensorflow_quietly()
+    import numpy as np  # noqa: E402
+
+    from tfcryogan import data as data_lib  # noqa: E402
+    from tfcryogan.training import loop  # noqa: E402
+    data = data_lib.load_particles(star)
+    config = loop.TrainConfig(output_dir=out, max_steps=1, batch_size=8, n_critic=2,
+                              cpu_replicas=int(replicas), strategy="auto", checkpoint_every=100,
+                              summary_every=100, lowpass_steps=10, seed=5)
+    trainer = loop.Trainer(config, data, log=lambda line: None)
+    record = trainer.run()
+    np.save(os.path.join(out, "volume_raw.npy"), trainer.volume(ema=False))
+    np.save(os.path.join(out, "critic.npy"),
+            np.concatenate([w.numpy().ravel() for w in trainer.model.critic.weights]))
+    np.save(os.path.join(out, "metrics.npy"),
+            np.array([record["figures"][k] for k in sorted(record["figures"])]))
+    print(trainer.strategy_text)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

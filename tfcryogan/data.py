@@ -1,0 +1,238 @@
+"""Training input: a particle set as a ``tf.data`` pipeline.
+
+Images stay memory-mapped (:class:`~tfcryogan.io.image_source.ImageSource`): each step reads only
+its own batch, so peak memory does not grow with the number of particles (the metadata table, tens
+of bytes per particle, is what stays in RAM). Every draw comes from a NumPy generator seeded with
+``(seed, step)``: a resumed run continues with exactly the batches it would have seen, and every
+worker of a multi-worker run draws the same global batch and reads only its own slice of it.
+"""
+
+import dataclasses
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfcryogan import io
+from tfcryogan.errors import InputError
+from tfcryogan.io.image_source import ImageSource
+from tfcryogan.physics import fourier, noise as noise_lib
+
+
+@dataclasses.dataclass
+class ParticleData:
+    """A particle set prepared for training at ``box`` pixels.
+
+    Attributes:
+      path: the STAR or .cs file.
+      table: its :class:`~tfcryogan.io.ParticleTable` (with CTF).
+      source: the memory-mapped images.
+      box_in, pixel_size_in: the images' own size (px) and pixel size (A).
+      box, pixel_size: the training grid (Fourier-cropped from the input: same field of view).
+      invert: multiply images by -1 (raw micrograph contrast, protein dark -> bright).
+    """
+
+    path: str
+    table: io.ParticleTable
+    source: ImageSource
+    box_in: int
+    pixel_size_in: float
+    box: int
+    pixel_size: float
+    invert: bool = False
+
+    def __len__(self):
+        return len(self.table)
+
+    def ctf_rows(self):
+        """``[n, 9]`` float32 CTF rows of the particles (``CTF_COLUMNS``)."""
+        return self.table.ctf_array()
+
+    def read(self, particles):
+        """Images of ``particles`` (0-based rows) at the input size, float32 ``[k, N_in, N_in]``."""
+        images = self.source.read(particles)
+        return -images if self.invert else images
+
+
+def load_particles(path, box=None, invert_contrast=False):
+    """Read a particle set (RELION 3.0/3.1 STAR or cryoSPARC .cs) for training.
+
+    Args:
+      path: metadata file; its images must exist and share one box and pixel size.
+      box: training box in pixels (Fourier cropping of the images; default: their own box).
+      invert_contrast: images have protein dark (raw micrographs): invert them.
+    Returns:
+      :class:`ParticleData`.
+    """
+    table = io.read_particles(path, require_ctf=True, check_images=True)
+    if len(set(np.round(table.pixel_size, 5))) != 1:
+        raise InputError(f"{path}: particles have different pixel sizes "
+                         f"({sorted(set(table.pixel_size))[:3]}...); train on one at a time")
+    if len(set(table.box)) != 1:
+        raise InputError(f"{path}: particles have different boxes ({sorted(set(table.box))}); "
+                         "re-extract them at one box")
+    source = ImageSource(table)
+    box_in = source.box
+    pixel_in = float(table.pixel_size[0])
+    box = int(box or box_in)
+    if box > box_in:
+        raise InputError(f"--box={box}: larger than the particles' box {box_in} ({path})")
+    if box < 8:
+        raise InputError(f"--box={box}: must be at least 8")
+    return ParticleData(path=str(path), table=table, source=source, box_in=box_in,
+                        pixel_size_in=pixel_in, box=box, pixel_size=pixel_in * box_in / box,
+                        invert=bool(invert_contrast))
+
+
+def estimate_noise_psd(data, count=500, seed=0):
+    """Radially averaged power spectrum of the particles' background on the training grid.
+
+    Reads ``count`` random particles, resamples them to the training box, normalises each, and
+    averages the periodogram outside a disc of 0.4 box (``physics.noise.estimate_radial_psd``).
+    Returns ``[radial_bins(box)]`` float32 (shape of the coloured noise; its level is learned).
+    """
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(data), min(count, len(data)), replace=False))
+    images = fourier.resample_images(data.read(chosen), data.pixel_size_in, data.pixel_size,
+                                     data.box)
+    images = (images - tf.reduce_mean(images, axis=[1, 2], keepdims=True)) / (
+        tf.math.reduce_std(images, axis=[1, 2], keepdims=True) + 1e-8)
+    return noise_lib.estimate_radial_psd(images).numpy()
+
+
+@dataclasses.dataclass
+class BatchPlan:
+    """What one step reads: ``global_batch`` images for each of ``n_critic`` critic updates, and
+    ``n_critic + 1`` CTF rows (and noise patches) per image for the simulated batches."""
+
+    global_batch: int
+    n_critic: int
+    seed: int
+    worker_index: int = 0
+    num_workers: int = 1
+
+    @property
+    def worker_batch(self):
+        return self.global_batch // self.num_workers
+
+    def draws(self, step, n_particles):
+        """``(real [g, n_critic], sim [g, n_critic + 1])`` particle numbers for ``step`` (global
+        batch, drawn with replacement)."""
+        rng = np.random.default_rng([self.seed, int(step)])
+        real = rng.integers(0, n_particles, (self.global_batch, self.n_critic))
+        sim = rng.integers(0, n_particles, (self.global_batch, self.n_critic + 1))
+        return real, sim
+
+    def mine(self, rows):
+        """This worker's slice of a global-batch array."""
+        b = self.worker_batch
+        return rows[self.worker_index * b:(self.worker_index + 1) * b]
+
+
+def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = None):
+    """The training input pipeline, one element per generator step from ``start_step`` on.
+
+    Args:
+      data: :class:`ParticleData`.
+      plan: :class:`BatchPlan`.
+      start_step: first step (a resumed run starts where it stopped).
+      patches: real noise patches (``--noise=patches``): a second :class:`ParticleData`; when it has
+        as many images as ``data``, each simulated image takes the patch of the particle whose CTF
+        it uses, else random patches.
+    Returns:
+      ``tf.data.Dataset`` of dicts: ``real`` ``[b, n_critic, N, N]`` float32 (per-image normalised),
+      ``ctf`` ``[b, n_critic + 1, 9]`` and optionally ``patches`` ``[b, n_critic + 1, N, N]``, with
+      ``b = plan.worker_batch``.
+    """
+    if plan.global_batch % plan.num_workers:
+        raise InputError(f"--batch_size={plan.global_batch} must be divisible by the number of "
+                         f"workers ({plan.num_workers})")
+    ctf_table = data.ctf_rows()
+    n = len(data)
+    b, c, box_in = plan.worker_batch, plan.n_critic, data.box_in
+    paired = patches is not None and len(patches) == n
+
+    def read(step):
+        real_rows, sim_rows = plan.draws(step, n)
+        real_rows, sim_rows = plan.mine(real_rows), plan.mine(sim_rows)
+        images = data.read(real_rows.reshape(-1)).reshape(b, c, box_in, box_in)
+        out = [images, ctf_table[sim_rows]]
+        if patches is not None:
+            rows = sim_rows if paired else np.random.default_rng(
+                [plan.seed, int(step), 7]).integers(0, len(patches), sim_rows.shape)
+            rows = rows.reshape(-1)
+            out.append(patches.read(rows).reshape(b, c + 1, patches.box_in, patches.box_in))
+        return tuple(np.asarray(x, np.float32) for x in out)
+
+    def to_training_grid(images, source):
+        flat = tf.reshape(images, [-1, source.box_in, source.box_in])
+        flat = fourier.resample_images(flat, source.pixel_size_in, data.pixel_size, data.box)
+        mean, var = tf.nn.moments(flat, axes=[1, 2], keepdims=True)
+        flat = (flat - mean) * tf.math.rsqrt(var + 1e-8)
+        return tf.reshape(flat, [b, -1, data.box, data.box])
+
+    def load(step):
+        types = [tf.float32, tf.float32] + ([tf.float32] if patches is not None else [])
+        arrays = tf.numpy_function(read, [step], types, stateful=False)
+        element = {"real": to_training_grid(arrays[0], data),
+                   "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9])}
+        if patches is not None:
+            element["patches"] = to_training_grid(arrays[2], patches)
+        element["real"] = tf.ensure_shape(element["real"], [b, c, data.box, data.box])
+        return element
+
+    dataset = tf.data.Dataset.range(int(start_step), 2 ** 62).map(
+        load, num_parallel_calls=2, deterministic=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options).prefetch(2)
+
+
+def load_particles_or_stack(path, like):
+    """Noise images (``--noise_from``) prepared for the training grid of ``like``.
+
+    Args:
+      path: a STAR/.cs file (CTF not needed) or an ``.mrcs`` stack with its pixel size in the header.
+      like: the training :class:`ParticleData` (its box and pixel size are used).
+    Returns:
+      :class:`ParticleData` whose images resample to ``like``'s grid.
+    """
+    path = str(path)
+    if path.endswith(tuple(io.PARTICLE_SUFFIXES)):
+        table = io.read_particles(path, require_ctf=False, check_images=True)
+    else:
+        n_images = io.stack_shape(path)[0]
+        pixel = io.stack_voxel_size(path)
+        if not pixel:
+            raise InputError(f"{path}: the header has no pixel size; give a STAR file that lists "
+                             "these images instead")
+        table = io.ParticleTable(image_path=[os.path.abspath(path)] * n_images,
+                                 image_index=np.arange(n_images), pixel_size=pixel, source=path)
+    source = ImageSource(table)
+    pixel_in = float(table.pixel_size[0])
+    if source.box * pixel_in < like.box * like.pixel_size * (1 - 1e-3):
+        raise InputError(f"{path}: noise images cover {source.box * pixel_in:.1f} A, less than "
+                         f"the {like.box * like.pixel_size:.1f} A of the training box")
+    return ParticleData(path=path, table=table, source=source, box_in=source.box,
+                        pixel_size_in=pixel_in, box=like.box, pixel_size=like.pixel_size)
+
+
+def match_reference(volume, voxel_size, like, path):
+    """A reference map (``--ground_truth``) on the training grid of ``like`` (Fourier resampling
+    to its voxel size, then centre crop/pad to its box).
+
+    Args:
+      volume: ``[M, M, M]`` float32; voxel_size: its A/voxel (None when the header says 0: then
+        the map must be on the particles' own grid or on the training grid).
+    """
+    if voxel_size is None:
+        if volume.shape[0] == like.box:
+            voxel_size = like.pixel_size
+        elif volume.shape[0] == like.box_in:
+            voxel_size = like.pixel_size_in
+        else:
+            raise InputError(f"{path}: the header has no voxel size and the box "
+                             f"{volume.shape[0]} matches neither the particles nor the training "
+                             "box; set the voxel size in the header")
+    return fourier.resample_volume(volume, voxel_size, like.pixel_size, like.box).numpy()

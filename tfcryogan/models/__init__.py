@@ -1,0 +1,1 @@
+"""Keras models: the critic, the volume/conformation generator, symmetry."""

@@ -1,0 +1,1 @@
+"""Adversarial training: WGAN-GP losses, the tf.function step, strategies, checkpoints, outputs."""

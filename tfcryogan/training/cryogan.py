@@ -1,0 +1,230 @@
+"""The adversarial model: critic + conformation generator + simulator, and its training step.
+
+``CryoGAN.train_step`` reads top to bottom as the WGAN-GP recipe (keras-io ``wgan_gp.py``):
+``n_critic`` critic updates, each on a fresh real batch and a fresh simulated batch, then one
+generator update. The simulator is one call in the middle (:meth:`CryoGAN.simulate`). The step runs
+per replica under a ``tf.distribute`` strategy: every random draw is made for the *global* batch from
+stateless seeds ``(seed, step)`` and each replica takes its slice, so the result does not depend on
+how the batch is split across devices; losses are scaled by the global batch.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tfcryogan import simulator
+from tfcryogan.physics import fourier, noise as noise_lib, projector, rotations
+from tfcryogan.training import losses
+
+
+def replica_slice(x, global_batch):
+    """This replica's rows ``[r * b, (r + 1) * b)`` of a global-batch tensor ``x``."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return x
+    b = global_batch // replicas
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * b
+    return x[start:start + b]
+
+
+def normalize_images(images):
+    """Per-image normalisation: zero mean and unit standard deviation over the box, ``[B, N, N]``."""
+    mean, var = tf.nn.moments(images, axes=[1, 2], keepdims=True)
+    return (images - mean) * tf.math.rsqrt(var + 1e-8)
+
+
+def gaussian_lowpass(images, sigma_k):
+    """Gaussian low-pass ``exp(-k^2 / (2 sigma_k^2))`` (k in cycles per box) of ``[B, N, N]`` images;
+    ``sigma_k <= 0`` means no filter."""
+    box = images.shape[-1]
+    kx, ky = fourier.half_plane_frequencies(box)
+    k2 = kx * kx + ky * ky
+    safe = tf.maximum(sigma_k, 1e-3)
+    filt = tf.where(sigma_k > 0, tf.exp(-k2 / (2.0 * safe * safe)), tf.ones_like(k2))
+    spectra = tf.signal.rfft2d(images) * tf.cast(filt, tf.complex64)
+    return tf.signal.irfft2d(spectra, fft_length=[box, box])
+
+
+class CryoGAN(keras.Model):
+    """Critic, generator and the image formation model, trained adversarially.
+
+    Args:
+      generator: :class:`~tfcryogan.models.generator.ConformationGenerator`.
+      ema_generator: a copy of it holding the exponential moving average of its weights (the
+        output volume), or None.
+      critic: ``[B, N, N] -> [B]`` Keras model.
+      pixel_size: Angstrom per pixel of the training images.
+      global_batch: images per critic/generator update over all replicas.
+      n_critic: critic updates per generator update.
+      gp_weight: gradient penalty weight (lambda).
+      noise_kind: ``white``, ``colored`` (with ``noise_psd``) or ``patches`` (real noise patches
+        given with each batch).
+      noise_psd: ``[R]`` radial noise power spectrum shape for ``colored``.
+      shift_std_px: initial standard deviation of the simulated particles' shifts (pixels); it is
+        learned (reparametrised draws) when ``learn_shift`` is true.
+      lowpass_start: initial Gaussian low-pass width (cycles per box) on the critic's inputs, relaxed
+        linearly to no filter at step ``lowpass_steps`` (coarse to fine); 0 disables it.
+      ema_decay: decay of the moving average of the generator weights.
+      positivity_weight: weight of the penalty on negative density of generated volumes
+        (Multi-CryoGAN; CryoGAN's single volume is clipped at 0 instead).
+      seed: integer seed of every random draw.
+    """
+
+    def __init__(self, generator, critic, pixel_size, global_batch, ema_generator=None,
+                 n_critic=4, gp_weight=10.0, noise_kind="white", noise_psd=None,
+                 shift_std_px=1.0, learn_shift=True, lowpass_start=4.0, lowpass_steps=2000,
+                 ema_decay=0.995, positivity_weight=10.0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.ema_generator = ema_generator
+        self.critic = critic
+        self.box = generator.box
+        self.pixel_size = float(pixel_size)
+        self.global_batch = int(global_batch)
+        self.n_critic = int(n_critic)
+        self.gp_weight = float(gp_weight)
+        self.noise_kind = noise_kind
+        self.noise_psd = None if noise_psd is None else tf.constant(noise_psd, tf.float32)
+        self.lowpass_start = float(lowpass_start)
+        self.lowpass_steps = int(lowpass_steps)
+        self.ema_decay = float(ema_decay)
+        self.positivity_weight = float(positivity_weight)
+        self.seed = int(seed)
+        # Image-formation scalars learned with the generator: the signal amplitude, the noise
+        # standard deviation and the spread of particle shifts (all log-parametrised).
+        self.log_signal_scale = self.add_weight(
+            shape=(), name="log_signal_scale",
+            initializer=keras.initializers.Constant(-math.log(float(self.box))))
+        self.log_noise_scale = self.add_weight(shape=(), name="log_noise_scale",
+                                               initializer="zeros")
+        self.log_shift_std = self.add_weight(
+            shape=(), name="log_shift_std", trainable=bool(learn_shift),
+            initializer=keras.initializers.Constant(math.log(max(float(shift_std_px), 1e-2))))
+        self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", name="step",
+                                    trainable=False)
+
+    def compile(self, d_optimizer, g_optimizer):  # pylint: disable=arguments-differ
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    # ------------------------------------------------------------------ pieces of the step
+    def generator_variables(self):
+        """What the generator update trains: the volume(s) and the image-formation scalars."""
+        extra = [self.log_signal_scale, self.log_noise_scale]
+        if self.log_shift_std.trainable:
+            extra.append(self.log_shift_std)
+        return self.generator.trainable_variables + extra
+
+    def lowpass_sigma(self, step):
+        """Width (cycles per box) of the critic's input low-pass at ``step``; 0 = none."""
+        if self.lowpass_start <= 0 or self.lowpass_steps <= 0:
+            return tf.constant(0.0)
+        t = tf.cast(step, tf.float32) / float(self.lowpass_steps)
+        sigma = self.lowpass_start + t * (self.box / 2.0 - self.lowpass_start)
+        return tf.where(t < 1.0, sigma, 0.0)
+
+    def preprocess(self, images, step):
+        """What the critic sees: low-passed (per the schedule), per-image normalised images."""
+        return normalize_images(gaussian_lowpass(images, self.lowpass_sigma(step)))
+
+    def simulate(self, ctf, seed, patches=None, generator=None, spectrum=None):
+        """Simulated particle images for this replica.
+
+        Args:
+          ctf: ``[b, 9]`` CTF rows (drawn from the real data set by the input pipeline).
+          seed: ``[2]`` int64 stateless seed for this draw (same on every replica).
+          patches: ``[b, N, N]`` real noise patches (``noise_kind == "patches"``).
+          generator: the generator to use (default: the trained one).
+          spectrum: the spectra of ``generator.basis_volumes()``, when already computed.
+        Returns:
+          ``[b, N, N]`` float32 images (not yet normalised).
+        """
+        generator = generator or self.generator
+        g = self.global_batch
+        seeds = tf.random.experimental.stateless_split(seed, 5)
+        latent = generator.latent_dim
+        z = replica_slice(tf.random.stateless_normal([g, latent], seeds[0]), g)
+        if spectrum is None:
+            spectrum = projector.volume_spectrum(generator.basis_volumes())
+        rot = replica_slice(rotations.random_rotations(g, seeds[1]), g)
+        unit_shift = replica_slice(tf.random.stateless_normal([g, 2], seeds[2]), g)
+        origins = unit_shift * (tf.exp(self.log_shift_std) * self.pixel_size)
+        clean = simulator.project(spectrum, rot, origins, ctf, self.box, self.pixel_size,
+                                  coefficients=generator.coefficients(z))
+        if self.noise_kind == "patches":
+            noise = noise_lib.normalize_patches(patches, 1.0)
+        elif self.noise_kind == "colored":
+            full = noise_lib.colored_noise([g, self.box, self.box], self.noise_psd, seeds[3],
+                                           sigma=1.0)
+            noise = replica_slice(full, g)
+        else:
+            noise = replica_slice(tf.random.stateless_normal([g, self.box, self.box], seeds[3]),
+                                  g)
+        return tf.exp(self.log_signal_scale) * clean + tf.exp(self.log_noise_scale) * noise
+
+    # ------------------------------------------------------------------ the adversarial step
+    def train_step(self, data):
+        """One generator step (after ``n_critic`` critic steps) on this replica's share of a batch.
+
+        ``data``: dict with ``real`` ``[b, n_critic, N, N]`` (real images), ``ctf``
+        ``[b, n_critic + 1, 9]`` (CTF rows for the simulated images) and, for real noise patches,
+        ``patches`` ``[b, n_critic + 1, N, N]``. Returns per-replica metric contributions (sum them
+        over replicas).
+        """
+        g = self.global_batch
+        step = self.step.value
+        seeds = tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(self.seed, tf.int64), step]), self.n_critic + 1)
+        patches = data.get("patches")
+
+        def patches_at(i):
+            return None if patches is None else patches[:, i]
+
+        # The basis volumes are fixed during the critic updates: transform them once.
+        spectrum = tf.stop_gradient(projector.volume_spectrum(self.generator.basis_volumes()))
+
+        # Critic updates: real vs simulated, with the gradient penalty.
+        for i in range(self.n_critic):
+            draw, mix = tf.unstack(tf.random.experimental.stateless_split(seeds[i], 2))
+            real = self.preprocess(data["real"][:, i], step)
+            fake = self.preprocess(
+                self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum), step)
+            fake = tf.stop_gradient(fake)
+            epsilon = replica_slice(tf.random.stateless_uniform([g], mix), g)
+            with tf.GradientTape() as tape:
+                real_scores = self.critic(real, training=True)
+                fake_scores = self.critic(fake, training=True)
+                w_loss = losses.critic_loss(real_scores, fake_scores, g)
+                gp = losses.gradient_penalty(self.critic, real, fake, epsilon, g)
+                d_loss = w_loss + self.gp_weight * gp
+            grads = tape.gradient(d_loss, self.critic.trainable_variables)
+            self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
+
+        # Generator update: gradients reach the volume through projection, CTF and noise scaling.
+        variables = self.generator_variables()
+        with tf.GradientTape() as tape:
+            fake = self.preprocess(
+                self.simulate(data["ctf"][:, self.n_critic], seeds[self.n_critic],
+                              patches_at(self.n_critic)), step)
+            g_loss = losses.generator_loss(self.critic(fake, training=True), g)
+            if self.generator.latent_dim:
+                # Keep generated densities non-negative (the template is clipped; its
+                # combinations with the basis are penalised).
+                z = tf.random.stateless_normal([4, self.generator.latent_dim], seeds[-1])
+                g_loss += self.positivity_weight * self.generator.negativity(z) / float(
+                    tf.distribute.get_strategy().num_replicas_in_sync)
+        grads = tape.gradient(g_loss, variables)
+        self.g_optimizer.apply_gradients(zip(grads, variables))
+        return {"wasserstein": -w_loss, "gradient_penalty": gp, "critic_loss": d_loss,
+                "generator_loss": g_loss}
+
+    def update_ema(self):
+        """Move the EMA generator's weights towards the trained generator's (cross-replica)."""
+        if self.ema_generator is None:
+            return
+        d = self.ema_decay
+        for ema, w in zip(self.ema_generator.weights, self.generator.weights):
+            ema.assign(d * ema + (1.0 - d) * w)

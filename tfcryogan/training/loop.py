@@ -1,0 +1,348 @@
+"""The training driver: strategy, models, checkpoints, summaries, progress and outputs.
+
+``train(config, data)`` builds everything under the strategy's scope, restores the last
+checkpoint of ``output_dir`` if there is one (``resumed from step K``), then runs the distributed
+``tf.function`` step until ``max_steps`` or the ``max_minutes`` budget, writing checkpoints and the
+current volume every ``checkpoint_every`` steps and at the end. Only the chief writes outputs
+(other workers of a multi-worker run write their checkpoints to a temporary folder, as TensorFlow's
+guide prescribes).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcryogan import data as data_lib
+from tfcryogan import io
+from tfcryogan.errors import InputError
+from tfcryogan.models.critic import build_critic
+from tfcryogan.models.generator import ConformationGenerator
+from tfcryogan.progress import Progress, format_duration
+from tfcryogan.training import strategy as strategy_lib
+from tfcryogan.training.cryogan import CryoGAN
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data (units: A, degrees; steps count
+    generator updates)."""
+
+    output_dir: str
+    max_steps: int = 20000
+    max_minutes: float = 0.0
+    batch_size: int = 32
+    n_critic: int = 4
+    gp_weight: float = 10.0
+    critic_lr: float = 3e-4
+    generator_lr: float = 3e-3
+    beta_1: float = 0.5
+    beta_2: float = 0.9
+    critic_channels: int = 16
+    symmetry: str = "C1"
+    latent_dim: int = 0
+    mask_radius: float = 0.45
+    noise: str = "white"
+    shift_std_A: float = -1.0
+    learn_shift: bool = True
+    lowpass_start: float = 4.0
+    lowpass_steps: int = 2000
+    ema_decay: float = 0.995
+    final_lr_fraction: float = 0.1
+    seed: int = 0
+    strategy: str = "auto"
+    cpu_replicas: int = 1
+    checkpoint_every: int = 500
+    summary_every: int = 50
+    flags: dict = dataclasses.field(default_factory=dict)
+
+    # Settings a resumed run must share with the checkpoint it resumes.
+    FIXED = ("batch_size", "n_critic", "critic_channels", "symmetry", "latent_dim", "noise",
+             "seed", "box", "pixel_size")
+
+
+def _write_json(path, record):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """One training run (see the module docstring). ``log`` receives the lines for the user."""
+
+    def __init__(self, config: TrainConfig, data: data_lib.ParticleData,
+                 ground_truth: Optional[np.ndarray] = None, patches=None, log=None):
+        self.config = config
+        self.data = data
+        self.ground_truth = ground_truth
+        self.patches = patches
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.strategy, self.strategy_text = strategy_lib.make_strategy(config.strategy,
+                                                                       config.cpu_replicas)
+        self.worker_index, self.num_workers, self.is_chief = strategy_lib.worker_info(
+            self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise InputError(f"--batch_size={config.batch_size} must be divisible by the "
+                             f"{replicas} replicas")
+        self.output_dir = os.path.abspath(config.output_dir)
+        os.makedirs(self.output_dir, exist_ok=True)
+        self.record_path = os.path.join(self.output_dir, "run.json")
+        self._check_resume_settings()
+        self._build()
+
+    # ------------------------------------------------------------------ set-up
+    def _settings(self):
+        values = dataclasses.asdict(self.config)
+        values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6))
+        return values
+
+    def _check_resume_settings(self):
+        if not os.path.exists(self.record_path):
+            return
+        try:
+            with open(self.record_path, encoding="utf-8") as f:
+                previous = json.load(f).get("settings", {})
+        except (OSError, ValueError):
+            return
+        now = self._settings()
+        changed = [k for k in TrainConfig.FIXED if k in previous and previous[k] != now[k]]
+        if changed:
+            k = changed[0]
+            raise InputError(f"{self.record_path}: this folder holds a run with {k}="
+                             f"{previous[k]} but now {k}={now[k]}; use another --output_dir "
+                             "or the same settings to resume")
+
+    def _build(self):
+        c = self.config
+        data = self.data
+        noise_psd = None
+        if c.noise == "colored":
+            noise_psd = data_lib.estimate_noise_psd(self.patches or data, seed=c.seed)
+        shift_std = c.shift_std_A if c.shift_std_A >= 0 else data.pixel_size
+        keras.utils.set_random_seed(c.seed)  # weight initialisation: the same for every run
+        with self.strategy.scope():
+            self.generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
+                                                   c.mask_radius, name="generator")
+            self.ema_generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
+                                                       c.mask_radius, name="ema_generator")
+            critic = build_critic(data.box, base_channels=c.critic_channels)
+            self.model = CryoGAN(
+                self.generator, critic, data.pixel_size, c.batch_size,
+                ema_generator=self.ema_generator, n_critic=c.n_critic, gp_weight=c.gp_weight,
+                noise_kind=c.noise, noise_psd=noise_psd,
+                shift_std_px=shift_std / data.pixel_size, learn_shift=c.learn_shift,
+                lowpass_start=c.lowpass_start, lowpass_steps=c.lowpass_steps,
+                ema_decay=c.ema_decay, seed=c.seed)
+            z = tf.zeros([1, c.latent_dim])
+            self.generator(z)
+            self.ema_generator(z)
+            for ema, w in zip(self.ema_generator.weights, self.generator.weights):
+                ema.assign(w)
+            self.d_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,
+                                                     beta_2=c.beta_2)
+            self.g_optimizer = keras.optimizers.Adam(c.generator_lr, beta_1=c.beta_1,
+                                                     beta_2=c.beta_2)
+            self.model.compile(self.d_optimizer, self.g_optimizer)
+            self.checkpoint = tf.train.Checkpoint(
+                generator=self.generator, ema_generator=self.ema_generator, critic=critic,
+                scalars=[self.model.log_signal_scale, self.model.log_noise_scale,
+                         self.model.log_shift_std],
+                step=self.model.step, d_optimizer=self.d_optimizer,
+                g_optimizer=self.g_optimizer)
+        ckpt_dir = os.path.join(self.output_dir, "checkpoints")
+        if not self.is_chief:  # TensorFlow's multi-worker rule: others write to a temporary place
+            ckpt_dir = tempfile.mkdtemp(prefix=f"tfcryogan_worker{self.worker_index}_")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
+        self.summary_writer = tf.summary.create_file_writer(
+            os.path.join(self.output_dir, "logs") if self.is_chief else
+            tempfile.mkdtemp(prefix="tfcryogan_logs_"))
+
+    def restore(self):
+        """Restore the last checkpoint of the output folder; returns its step (0 if none)."""
+        latest = tf.train.latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
+        if latest is None:
+            return 0
+        self.checkpoint.restore(latest).expect_partial()
+        step = int(self.model.step.numpy())
+        self.log(f"resumed from step {step} ({latest})")
+        return step
+
+    # ------------------------------------------------------------------ the step
+    def _distributed_step(self):
+        model, strategy = self.model, self.strategy
+
+        @tf.function
+        def step_fn(batch):
+            per_replica = strategy.run(model.train_step, args=(batch,))
+            metrics = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                       for k, v in per_replica.items()}
+            model.update_ema()
+            model.step.assign_add(1)
+            return metrics
+
+        return step_fn
+
+    def _set_learning_rates(self, progress):
+        """Cosine decay of both learning rates from their initial values to
+        ``final_lr_fraction`` of them as the run (steps or wall-clock budget) progresses."""
+        c = self.config
+        f = c.final_lr_fraction + (1.0 - c.final_lr_fraction) * 0.5 * (
+            1.0 + np.cos(np.pi * min(max(progress, 0.0), 1.0)))
+        self.d_optimizer.learning_rate.assign(c.critic_lr * f)
+        self.g_optimizer.learning_rate.assign(c.generator_lr * f)
+
+    def dataset(self, start_step):
+        plan = data_lib.BatchPlan(self.config.batch_size, self.config.n_critic, self.config.seed,
+                                  self.worker_index, self.num_workers)
+        dataset = data_lib.make_dataset(self.data, plan, start_step, self.patches)
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    # ------------------------------------------------------------------ outputs
+    def volume(self, ema=True):
+        """The current output volume ``[N, N, N]`` float32 (EMA weights by default)."""
+        generator = self.ema_generator if ema else self.generator
+        return generator(tf.zeros([1, self.config.latent_dim]))[0].numpy()
+
+    def write_outputs(self, step, wall, metrics, final=False):
+        """Write ``volume.mrc`` and ``run.json`` (atomically; chief only)."""
+        if not self.is_chief:
+            return {}
+        volume_path = os.path.join(self.output_dir, "volume.mrc")
+        io.write_volume(volume_path, self.volume(), self.data.pixel_size)
+        record = {
+            "settings": self._settings(), "flags": self.config.flags, "step": int(step),
+            "wall_seconds": round(wall, 1), "finished": bool(final),
+            "strategy": self.strategy_text, "particles": self.data.path,
+            "n_particles": len(self.data),
+            "figures": {k: float(v) for k, v in metrics.items()},
+            "outputs": {"volume": volume_path,
+                        "checkpoints": os.path.join(self.output_dir, "checkpoints"),
+                        "logs": os.path.join(self.output_dir, "logs")},
+        }
+        record["figures"].update(
+            signal_scale=float(np.exp(self.model.log_signal_scale.numpy())),
+            noise_scale=float(np.exp(self.model.log_noise_scale.numpy())),
+            shift_std_A=float(np.exp(self.model.log_shift_std.numpy()) * self.data.pixel_size))
+        if final and self.ground_truth is not None:
+            record["fsc"] = self.write_fsc()
+        _write_json(self.record_path, record)
+        return record
+
+    def write_fsc(self):
+        """FSC of the output volume against the ground truth after alignment: ``fsc.csv`` and
+        ``fsc.png``; returns the resolutions."""
+        from tfcryogan.evaluation import report  # pylint: disable=import-outside-toplevel
+        result = report.compare_maps(self.volume(), self.ground_truth, self.data.pixel_size,
+                                     align=True)
+        report.write_fsc_csv(os.path.join(self.output_dir, "fsc.csv"), result)
+        report.plot_fsc(os.path.join(self.output_dir, "fsc.png"), [("reconstruction", result)])
+        return {k: v for k, v in result.items() if k.startswith("resolution")
+                or k.startswith("fraction")}
+
+    def summaries(self, step, metrics, images=None):
+        with self.summary_writer.as_default(step=step):
+            for k, v in metrics.items():
+                tf.summary.scalar(k, v)
+            tf.summary.scalar("noise_scale", tf.exp(self.model.log_noise_scale))
+            tf.summary.scalar("signal_scale", tf.exp(self.model.log_signal_scale))
+            tf.summary.scalar("shift_std_A",
+                              tf.exp(self.model.log_shift_std) * self.data.pixel_size)
+            if images is not None:
+                vol = self.volume()
+                c = vol.shape[0] // 2
+                slices = np.stack([vol[c], vol[:, c], vol[:, :, c]])
+                slices = (slices - slices.min()) / (np.ptp(slices) + 1e-12)
+                tf.summary.image("volume_central_slices", slices[..., None], max_outputs=3)
+                tf.summary.image("real_vs_simulated", images, max_outputs=1)
+
+    def image_grid(self, batch):
+        """A grid of 8 real (top) and 8 simulated (bottom) critic inputs, ``[1, 2N, 8N, 1]``."""
+        per_replica = self.strategy.experimental_local_results(batch["real"])[0]
+        ctf = self.strategy.experimental_local_results(batch["ctf"])[0]
+        k = min(8, per_replica.shape[0])
+        step = self.model.step.value
+        real = self.model.preprocess(per_replica[:k, 0], step)
+        fake = self.model.preprocess(self._simulate_local(ctf[:k, 0]), step)
+        rows = [tf.concat(tf.unstack(x), axis=1) for x in (real, fake)]
+        grid = tf.concat(rows, axis=0)
+        grid = (grid - tf.reduce_min(grid)) / (tf.reduce_max(grid) - tf.reduce_min(grid) + 1e-8)
+        return grid[None, :, :, None]
+
+    def _simulate_local(self, ctf):
+        """Simulated images outside the distributed step (for the summaries)."""
+        model = self.model
+        saved = model.global_batch
+        model.global_batch = int(ctf.shape[0])
+        try:
+            return model.simulate(ctf, tf.constant([self.config.seed, 999], tf.int64))
+        finally:
+            model.global_batch = saved
+
+    # ------------------------------------------------------------------ the run
+    def run(self):
+        c = self.config
+        start = self.restore()
+        step_fn = self._distributed_step()
+        iterator = iter(self.dataset(start))
+        t0 = time.monotonic()
+        budget = c.max_minutes * 60.0 if c.max_minutes > 0 else float("inf")
+        previous_wall = 0.0
+        if start and os.path.exists(self.record_path):
+            with open(self.record_path, encoding="utf-8") as f:
+                previous_wall = float(json.load(f).get("wall_seconds", 0.0))
+        self.log(f"training on {len(self.data)} particles ({self.data.box} px, "
+                 f"{self.data.pixel_size:.3f} A/px), {self.strategy_text}, batch {c.batch_size}, "
+                 f"{c.n_critic} critic steps per volume step")
+        progress = Progress(c.max_steps, "train", unit="step", start=start, budget=budget)
+        step, metrics = start, {}
+        stopped_by_time = False
+        while step < c.max_steps:
+            self._set_learning_rates(max(step / c.max_steps,
+                                         (time.monotonic() - t0 + previous_wall) /
+                                         (budget + previous_wall)))
+            batch = next(iterator)
+            metrics = {k: float(v) for k, v in step_fn(batch).items()}
+            step += 1
+            if not all(np.isfinite(v) for v in metrics.values()):
+                raise RuntimeError(f"training diverged at step {step} (metrics {metrics}); "
+                                   "lower the learning rates")
+            if step % c.summary_every == 0 or step == c.max_steps:
+                grid = self.image_grid(batch) if step % (10 * c.summary_every) == 0 else None
+                self.summaries(step, metrics, grid)
+            if step % c.checkpoint_every == 0:
+                self.manager.save(checkpoint_number=step)
+                self.write_outputs(step, previous_wall + time.monotonic() - t0, metrics)
+            elapsed = time.monotonic() - t0
+            progress.update(step, extra=f"W={metrics['wasserstein']:.3f}")
+            if elapsed >= budget:
+                stopped_by_time = True
+                break
+        progress.close()
+        self.manager.save(checkpoint_number=step)
+        wall = previous_wall + time.monotonic() - t0
+        record = self.write_outputs(step, wall, metrics, final=True)
+        self.summary_writer.flush()
+        if stopped_by_time:
+            self.log(f"stopped at step {step}: --max_minutes={c.max_minutes:g} reached "
+                     f"({format_duration(time.monotonic() - t0)})")
+        return record
+
+
+def remove_run(output_dir):
+    """Delete a run folder's checkpoints and logs (for ``--restart``)."""
+    for sub in ("checkpoints", "logs"):
+        shutil.rmtree(os.path.join(output_dir, sub), ignore_errors=True)
+    for name in ("run.json", "volume.mrc", "fsc.csv", "fsc.png"):
+        path = os.path.join(output_dir, name)
+        if os.path.exists(path):
+            os.remove(path)

@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, the reference data folder, small helpers."""
+"""Shared test set-up: quiet TensorFlow, the reference data folder, a tiny synthetic data set."""
 
 import os
 from pathlib import Path
@@ -34,3 +34,19 @@ def data_file(shared_data):
         return path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """``(star_path, truth_path)``: 400 particles of the phantom at box 16, 6 A/px, 5 dB."""
+    from tfcryogan import io, phantoms, synthesis  # pylint: disable=import-outside-toplevel
+    folder = tmp_path_factory.mktemp("tiny")
+    volume = phantoms.phantom(16)
+    truth = folder / "truth.mrc"
+    io.write_volume(truth, volume, 6.0)
+    ctf = synthesis.CtfSpec(defocus_min_a=8000, defocus_max_a=20000)
+    particles = synthesis.random_particles(400, 1, 1, ctf, shift_std_a=3.0)
+    star = folder / "particles.star"
+    synthesis.simulate(volume[None], 6.0, particles, synthesis.NoiseSpec(kind="white", snr_db=5.0),
+                       str(star), seed=1, quiet=True)
+    return star, truth

@@ -94,6 +94,9 @@ def define_train_flags():
                        "outputs written.")
     flags.DEFINE_integer("batch_size", 32, "Global batch (images per critic and volume update).")
     flags.DEFINE_integer("n_critic", 4, "Critic updates per volume update.")
+    flags.DEFINE_integer("generator_batches", 1,
+                         "The volume update uses this many batches of simulated images (1 to "
+                         "n_critic + 1): a less noisy gradient for little extra time.")
     flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight (per-image norm).")
     flags.DEFINE_float("critic_lr", 3e-4, "Critic Adam learning rate.")
     flags.DEFINE_float("generator_lr", 3e-3, "Volume/generator Adam learning rate.")
@@ -103,6 +106,9 @@ def define_train_flags():
                          "Latent dimension of the conformation generator (0: one volume, "
                          "CryoGAN; > 0: Multi-CryoGAN).")
     flags.DEFINE_float("mask_radius", 0.45, "Support sphere radius as a fraction of the box.")
+    flags.DEFINE_string("initial_volume", "random",
+                        "Starting density: 'random' (smooth random, asymmetric), 'zero', or a map "
+                        "file (e.g. a low-resolution model; resampled to the training grid).")
     flags.DEFINE_integer("box", None,
                          "Training box in pixels: the particles are Fourier-cropped to it (same "
                          "field of view, larger pixels). Default: their own box.")
@@ -171,3 +177,33 @@ def define_evaluate_flags():
     flags.DEFINE_integer("n_rotations", 4000,
                          "Alignment: rotations per hand in the global search (~15 degree grid).")
     flags.mark_flag_as_required("output_dir")
+
+
+def define_export_flags():
+    """All flags of ``bin/export``."""
+    flags.DEFINE_string("run_dir", None, "A bin/train output folder (run.json + checkpoints/).")
+    flags.DEFINE_string("export_dir", None,
+                        "Model folder in TF Serving's layout, e.g. export/betagal: the SavedModel "
+                        "goes to its next integer version, export/betagal/<version>/, and "
+                        "export/models.config is rewritten to list every model.")
+    flags.DEFINE_string("serving_base_path", None,
+                        "The export root as TF Serving sees it (e.g. /models in a container) for "
+                        "models.config; default its absolute path here.")
+    flags.mark_flags_as_required(["run_dir", "export_dir"])
+
+
+def define_sample_flags():
+    """All flags of ``bin/sample``."""
+    define_seed_flag()
+    flags.DEFINE_string("model", None, "An exported SavedModel version folder, "
+                                       "export/NAME/<version>.")
+    flags.DEFINE_integer("n", 8, "Volumes to sample (z ~ N(0, I)).")
+    flags.DEFINE_string("output_dir", None, "Folder for the .mrc volumes and PNG montages.")
+    flags.DEFINE_bool("traverse", False,
+                      "Also write volume series along each latent direction (and along the "
+                      "principal components of the sampled volumes when the latent space has more "
+                      "than 3 dimensions), with a montage of each.")
+    flags.DEFINE_integer("traverse_steps", 7, "Volumes per traversal.")
+    flags.DEFINE_float("traverse_range", 2.0, "Traversals go from -range to +range (in standard "
+                                              "deviations).")
+    flags.mark_flags_as_required(["model", "output_dir"])

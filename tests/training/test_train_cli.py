@@ -50,17 +50,20 @@ def test_sigkill_then_same_command_resumes(tiny_dataset, tmp_path):
            "--checkpoint_every=2", "--max_steps=400"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((out / "checkpoints").glob("ckpt-4*.index")):
-        time.sleep(0.2)
+    while time.time() < deadline and not list((out / "checkpoints").glob("ckpt-*.index")):
+        time.sleep(0.1)
+    time.sleep(1.0)  # let it run on past the first checkpoint, then kill it mid-run
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert list((out / "checkpoints").glob("ckpt-*.index")), "no checkpoint before the kill"
+    saved = sorted(int(p.name[5:-6]) for p in (out / "checkpoints").glob("ckpt-*.index"))
+    assert saved, "no checkpoint before the kill"
+    target = saved[-1] + 6
     done = train(f"--particles={star}", f"--output_dir={out}", "--checkpoint_every=2",
-                 "--max_steps=12")
+                 f"--max_steps={target}")
     assert done.returncode == 0, done.stderr
-    assert "resumed from step" in done.stderr
+    assert f"resumed from step {saved[-1]}" in done.stderr
     record = json.loads((out / "run.json").read_text())
-    assert record["step"] == 12 and record["finished"]
+    assert record["step"] == target and record["finished"]
     with mrcfile.open(out / "volume.mrc", permissive=False) as m:
         assert np.isfinite(m.data).all()
 

@@ -61,9 +61,11 @@ def run(f):
         ground_truth = data_lib.match_reference(truth, truth_px, data, ground_truth_path)
     config = loop.TrainConfig(
         output_dir=output_dir, max_steps=f.max_steps, max_minutes=f.max_minutes,
-        batch_size=f.batch_size, n_critic=f.n_critic, gp_weight=f.gp_weight,
+        batch_size=f.batch_size, n_critic=f.n_critic, generator_batches=f.generator_batches,
+        gp_weight=f.gp_weight,
         critic_lr=f.critic_lr, generator_lr=f.generator_lr, critic_channels=f.critic_channels,
-        symmetry=f.symmetry, latent_dim=f.latent_dim, mask_radius=f.mask_radius, noise=f.noise,
+        symmetry=f.symmetry, latent_dim=f.latent_dim, mask_radius=f.mask_radius,
+        initial_volume=f.initial_volume, noise=f.noise,
         shift_std_A=f.shift_std_A, lowpass_start=f.lowpass_start, lowpass_steps=f.lowpass_steps,
         ema_decay=f.ema_decay, final_lr_fraction=f.final_lr_fraction, seed=f.seed, strategy=f.strategy, cpu_replicas=f.cpu_replicas,
         checkpoint_every=f.checkpoint_every, summary_every=f.summary_every,
@@ -87,8 +89,10 @@ def run(f):
 
 
 _TRAIN_FLAG_NAMES = {
-    "particles", "output_dir", "max_steps", "max_minutes", "batch_size", "n_critic", "gp_weight",
+    "particles", "output_dir", "max_steps", "max_minutes", "batch_size", "n_critic",
+    "generator_batches", "gp_weight",
     "critic_lr", "generator_lr", "critic_channels", "symmetry", "latent_dim", "mask_radius",
+    "initial_volume",
     "box", "invert_contrast", "shift_std_A", "lowpass_start", "lowpass_steps", "ema_decay", "final_lr_fraction",
     "ground_truth", "strategy", "cpu_replicas", "checkpoint_every", "summary_every", "noise",
     "noise_from", "seed", "demo_particles", "demo_box", "demo_snr_db"}

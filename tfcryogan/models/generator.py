@@ -35,6 +35,41 @@ def support_mask(box, radius_fraction):
     return tf.cast(fourier.centred_radius_3d(box) <= radius_fraction * box, tf.float32)
 
 
+def basis_count(latent_dim, n_basis=None):
+    """Basis volumes besides the template: 0 for ``latent_dim == 0``, else ``n_basis`` or by default
+    ``2 * latent_dim + 2``."""
+    if int(latent_dim) == 0:
+        return 0
+    return 2 * int(latent_dim) + 2 if n_basis is None or n_basis < 0 else int(n_basis)
+
+
+def random_initial_volume(box, mask_radius, seed, smoothness=None):
+    """A random, smooth, non-negative density inside the support: an asymmetric starting model.
+
+    Starting from zero, every projection of the volume looks alike and the critic's feedback,
+    averaged over random orientations, grows a spherically symmetric blob that breaks its symmetry
+    only slowly (the classic trap of pose-free reconstruction). A random smooth start has
+    distinct views from the first step, as random initial models do in ab initio refinement.
+
+    Args:
+      box: ``N``; mask_radius: support radius as a fraction of ``N``; seed: int.
+      smoothness: Gaussian smoothing width in voxels (default ``N / 12``).
+    Returns:
+      ``[N, N, N]`` float32, maximum 1, zero outside ``0.8 * mask_radius * N``.
+    """
+    sigma = smoothness or box / 12.0
+    noise = tf.random.stateless_normal([box, box, box], tf.constant([seed, 77], tf.int64))
+    k = tf.cast(fourier.fft_frequencies(box), tf.float32)
+    kx = tf.cast(tf.range(box // 2 + 1), tf.float32)
+    k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx[None, None, :] ** 2
+    filt = tf.exp(-2.0 * (3.14159265 * sigma / box) ** 2 * k2)
+    smooth = tf.signal.irfft3d(tf.signal.rfft3d(noise) * tf.cast(filt, tf.complex64),
+                               fft_length=[box] * 3)
+    smooth = tf.nn.relu(smooth - tf.reduce_mean(smooth))
+    smooth = smooth * support_mask(box, 0.8 * mask_radius)
+    return smooth / (tf.reduce_max(smooth) + 1e-12)
+
+
 class ConformationGenerator(keras.Model):
     """``z [B, latent_dim] -> volumes``.
 
@@ -59,9 +94,7 @@ class ConformationGenerator(keras.Model):
         self.symmetry = str(symmetry)
         self.mask_radius = float(mask_radius)
         symmetry_lib.parse_symmetry(self.symmetry)
-        if n_basis is None:
-            n_basis = 0 if self.latent_dim == 0 else 2 * self.latent_dim + 2
-        self.n_basis = int(n_basis) if self.latent_dim > 0 else 0
+        self.n_basis = basis_count(self.latent_dim, n_basis)
         self.hidden = int(hidden)
         self.template = self.add_weight(shape=(self.box,) * 3, initializer="zeros",
                                         constraint=NonNegative(), name="template")

@@ -66,6 +66,9 @@ class CryoGAN(keras.Model):
         learned (reparametrised draws) when ``learn_shift`` is true.
       lowpass_start: initial Gaussian low-pass width (cycles per box) on the critic's inputs, relaxed
         linearly to no filter at step ``lowpass_steps`` (coarse to fine); 0 disables it.
+      generator_batches: the generator update uses this many critic batches' worth of simulated
+        images (1 to ``n_critic + 1``; each with its own CTF rows), a less noisy gradient for
+        the volume at little cost (no gradient penalty there).
       ema_decay: decay of the moving average of the generator weights.
       positivity_weight: weight of the penalty on negative density of generated volumes
         (Multi-CryoGAN; CryoGAN's single volume is clipped at 0 instead).
@@ -75,7 +78,8 @@ class CryoGAN(keras.Model):
     def __init__(self, generator, critic, pixel_size, global_batch, ema_generator=None,
                  n_critic=4, gp_weight=10.0, noise_kind="white", noise_psd=None,
                  shift_std_px=1.0, learn_shift=True, lowpass_start=4.0, lowpass_steps=2000,
-                 ema_decay=0.995, positivity_weight=10.0, seed=0, **kwargs):
+                 ema_decay=0.995, positivity_weight=10.0, generator_batches=1, seed=0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.ema_generator = ema_generator
@@ -91,19 +95,42 @@ class CryoGAN(keras.Model):
         self.lowpass_steps = int(lowpass_steps)
         self.ema_decay = float(ema_decay)
         self.positivity_weight = float(positivity_weight)
+        self.generator_batches = max(1, min(int(generator_batches), self.n_critic + 1))
         self.seed = int(seed)
         # Image-formation scalars learned with the generator: the signal amplitude, the noise
-        # standard deviation and the spread of particle shifts (all log-parametrised).
-        self.log_signal_scale = self.add_weight(
-            shape=(), name="log_signal_scale",
-            initializer=keras.initializers.Constant(-math.log(float(self.box))))
-        self.log_noise_scale = self.add_weight(shape=(), name="log_noise_scale",
-                                               initializer="zeros")
-        self.log_shift_std = self.add_weight(
-            shape=(), name="log_shift_std", trainable=bool(learn_shift),
-            initializer=keras.initializers.Constant(math.log(max(float(shift_std_px), 1e-2))))
+        # standard deviation and the spread of particle shifts. Each is stored as
+        # log(value) / SCALAR_SPEED: Adam moves a parameter by about its learning rate per step,
+        # so these few numbers adapt SCALAR_SPEED times faster than the voxels (a volume that
+        # waits for a mis-scaled noise level distorts itself to compensate).
+        def scalar(name, value, trainable=True):
+            return self.add_weight(
+                shape=(), name=name, trainable=trainable,
+                initializer=keras.initializers.Constant(math.log(value) / self.SCALAR_SPEED))
+
+        self.signal_scale_raw = scalar("log_signal_scale", 1.0 / float(self.box))
+        self.noise_scale_raw = scalar("log_noise_scale", 1.0)
+        self.shift_std_raw = scalar("log_shift_std", max(float(shift_std_px), 1e-2),
+                                    trainable=bool(learn_shift))
         self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", name="step",
                                     trainable=False)
+
+    SCALAR_SPEED = 10.0
+
+    def scales(self):
+        """The learned image-formation scalars: ``signal_scale``, ``noise_scale`` (per-image
+        normalised units) and ``shift_std_px`` (pixels)."""
+        k = self.SCALAR_SPEED
+        return {"signal_scale": tf.exp(k * self.signal_scale_raw),
+                "noise_scale": tf.exp(k * self.noise_scale_raw),
+                "shift_std_px": tf.exp(k * self.shift_std_raw)}
+
+    def set_scales(self, signal_scale=None, noise_scale=None):
+        """Set the signal and/or noise scale (e.g. calibrated from the data before training)."""
+        k = self.SCALAR_SPEED
+        if signal_scale is not None:
+            self.signal_scale_raw.assign(math.log(signal_scale) / k)
+        if noise_scale is not None:
+            self.noise_scale_raw.assign(math.log(noise_scale) / k)
 
     def compile(self, d_optimizer, g_optimizer):  # pylint: disable=arguments-differ
         super().compile()
@@ -113,9 +140,9 @@ class CryoGAN(keras.Model):
     # ------------------------------------------------------------------ pieces of the step
     def generator_variables(self):
         """What the generator update trains: the volume(s) and the image-formation scalars."""
-        extra = [self.log_signal_scale, self.log_noise_scale]
-        if self.log_shift_std.trainable:
-            extra.append(self.log_shift_std)
+        extra = [self.signal_scale_raw, self.noise_scale_raw]
+        if self.shift_std_raw.trainable:
+            extra.append(self.shift_std_raw)
         return self.generator.trainable_variables + extra
 
     def lowpass_sigma(self, step):
@@ -130,7 +157,8 @@ class CryoGAN(keras.Model):
         """What the critic sees: low-passed (per the schedule), per-image normalised images."""
         return normalize_images(gaussian_lowpass(images, self.lowpass_sigma(step)))
 
-    def simulate(self, ctf, seed, patches=None, generator=None, spectrum=None):
+    def simulate(self, ctf, seed, patches=None, generator=None, spectrum=None,
+                 global_batch=None):
         """Simulated particle images for this replica.
 
         Args:
@@ -139,11 +167,12 @@ class CryoGAN(keras.Model):
           patches: ``[b, N, N]`` real noise patches (``noise_kind == "patches"``).
           generator: the generator to use (default: the trained one).
           spectrum: the spectra of ``generator.basis_volumes()``, when already computed.
+          global_batch: images over all replicas (default: the critic's batch).
         Returns:
           ``[b, N, N]`` float32 images (not yet normalised).
         """
         generator = generator or self.generator
-        g = self.global_batch
+        g = global_batch or self.global_batch
         seeds = tf.random.experimental.stateless_split(seed, 5)
         latent = generator.latent_dim
         z = replica_slice(tf.random.stateless_normal([g, latent], seeds[0]), g)
@@ -151,7 +180,8 @@ class CryoGAN(keras.Model):
             spectrum = projector.volume_spectrum(generator.basis_volumes())
         rot = replica_slice(rotations.random_rotations(g, seeds[1]), g)
         unit_shift = replica_slice(tf.random.stateless_normal([g, 2], seeds[2]), g)
-        origins = unit_shift * (tf.exp(self.log_shift_std) * self.pixel_size)
+        scales = self.scales()
+        origins = unit_shift * (scales["shift_std_px"] * self.pixel_size)
         clean = simulator.project(spectrum, rot, origins, ctf, self.box, self.pixel_size,
                                   coefficients=generator.coefficients(z))
         if self.noise_kind == "patches":
@@ -163,7 +193,7 @@ class CryoGAN(keras.Model):
         else:
             noise = replica_slice(tf.random.stateless_normal([g, self.box, self.box], seeds[3]),
                                   g)
-        return tf.exp(self.log_signal_scale) * clean + tf.exp(self.log_noise_scale) * noise
+        return scales["signal_scale"] * clean + scales["noise_scale"] * noise
 
     # ------------------------------------------------------------------ the adversarial step
     def train_step(self, data):
@@ -205,11 +235,16 @@ class CryoGAN(keras.Model):
 
         # Generator update: gradients reach the volume through projection, CTF and noise scaling.
         variables = self.generator_variables()
+        k = self.generator_batches
+        ctf = tf.reshape(data["ctf"][:, self.n_critic + 1 - k:], [-1, 9])
+        gen_patches = None
+        if patches is not None:
+            gen_patches = tf.reshape(patches[:, self.n_critic + 1 - k:],
+                                     [-1, self.box, self.box])
         with tf.GradientTape() as tape:
             fake = self.preprocess(
-                self.simulate(data["ctf"][:, self.n_critic], seeds[self.n_critic],
-                              patches_at(self.n_critic)), step)
-            g_loss = losses.generator_loss(self.critic(fake, training=True), g)
+                self.simulate(ctf, seeds[self.n_critic], gen_patches, global_batch=g * k), step)
+            g_loss = losses.generator_loss(self.critic(fake, training=True), g * k)
             if self.generator.latent_dim:
                 # Keep generated densities non-negative (the template is clipped; its
                 # combinations with the basis are penalised).

@@ -22,10 +22,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfcryogan import data as data_lib
-from tfcryogan import io
+from tfcryogan import io, simulator
+from tfcryogan.physics import fourier, projector
 from tfcryogan.errors import InputError
 from tfcryogan.models.critic import build_critic
-from tfcryogan.models.generator import ConformationGenerator
+from tfcryogan.models.generator import (ConformationGenerator, basis_count,
+                                        random_initial_volume)
 from tfcryogan.progress import Progress, format_duration
 from tfcryogan.training import strategy as strategy_lib
 from tfcryogan.training.cryogan import CryoGAN
@@ -49,7 +51,12 @@ class TrainConfig:
     critic_channels: int = 16
     symmetry: str = "C1"
     latent_dim: int = 0
+    n_basis: int = -1
+    hidden: int = 64
+    positivity_weight: float = 10.0
+    generator_batches: int = 1
     mask_radius: float = 0.45
+    initial_volume: str = "random"
     noise: str = "white"
     shift_std_A: float = -1.0
     learn_shift: bool = True
@@ -65,8 +72,8 @@ class TrainConfig:
     flags: dict = dataclasses.field(default_factory=dict)
 
     # Settings a resumed run must share with the checkpoint it resumes.
-    FIXED = ("batch_size", "n_critic", "critic_channels", "symmetry", "latent_dim", "noise",
-             "seed", "box", "pixel_size")
+    FIXED = ("batch_size", "n_critic", "critic_channels", "symmetry", "latent_dim", "n_basis",
+             "hidden", "noise", "seed", "box", "pixel_size")
 
 
 def _write_json(path, record):
@@ -103,7 +110,9 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _settings(self):
         values = dataclasses.asdict(self.config)
-        values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6))
+        values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6),
+                      n_basis=basis_count(self.config.latent_dim, self.config.n_basis),
+                      optics=[float(x) for x in self.data.ctf_rows()[0, 3:6]])
         return values
 
     def _check_resume_settings(self):
@@ -131,10 +140,13 @@ class Trainer:
         shift_std = c.shift_std_A if c.shift_std_A >= 0 else data.pixel_size
         keras.utils.set_random_seed(c.seed)  # weight initialisation: the same for every run
         with self.strategy.scope():
+            n_basis = None if c.n_basis < 0 else c.n_basis
             self.generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
-                                                   c.mask_radius, name="generator")
+                                                   c.mask_radius, n_basis=n_basis,
+                                                   hidden=c.hidden, name="generator")
             self.ema_generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
-                                                       c.mask_radius, name="ema_generator")
+                                                       c.mask_radius, n_basis=n_basis,
+                                                       hidden=c.hidden, name="ema_generator")
             critic = build_critic(data.box, base_channels=c.critic_channels)
             self.model = CryoGAN(
                 self.generator, critic, data.pixel_size, c.batch_size,
@@ -142,10 +154,12 @@ class Trainer:
                 noise_kind=c.noise, noise_psd=noise_psd,
                 shift_std_px=shift_std / data.pixel_size, learn_shift=c.learn_shift,
                 lowpass_start=c.lowpass_start, lowpass_steps=c.lowpass_steps,
-                ema_decay=c.ema_decay, seed=c.seed)
+                ema_decay=c.ema_decay, positivity_weight=c.positivity_weight,
+                generator_batches=c.generator_batches, seed=c.seed)
             z = tf.zeros([1, c.latent_dim])
             self.generator(z)
             self.ema_generator(z)
+            self.generator.template.assign(self._initial_volume())
             for ema, w in zip(self.ema_generator.weights, self.generator.weights):
                 ema.assign(w)
             self.d_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,
@@ -155,8 +169,8 @@ class Trainer:
             self.model.compile(self.d_optimizer, self.g_optimizer)
             self.checkpoint = tf.train.Checkpoint(
                 generator=self.generator, ema_generator=self.ema_generator, critic=critic,
-                scalars=[self.model.log_signal_scale, self.model.log_noise_scale,
-                         self.model.log_shift_std],
+                scalars=[self.model.signal_scale_raw, self.model.noise_scale_raw,
+                         self.model.shift_std_raw],
                 step=self.model.step, d_optimizer=self.d_optimizer,
                 g_optimizer=self.g_optimizer)
         ckpt_dir = os.path.join(self.output_dir, "checkpoints")
@@ -166,6 +180,47 @@ class Trainer:
         self.summary_writer = tf.summary.create_file_writer(
             os.path.join(self.output_dir, "logs") if self.is_chief else
             tempfile.mkdtemp(prefix="tfcryogan_logs_"))
+
+    def _initial_volume(self):
+        """The starting template: ``random`` (smooth random density), ``zero``, or a map file
+        (resampled to the training grid)."""
+        c, data = self.config, self.data
+        if c.initial_volume == "zero":
+            return tf.zeros([data.box] * 3)
+        if c.initial_volume == "random":
+            return random_initial_volume(data.box, c.mask_radius, c.seed)
+        volume, voxel = io.read_volume(c.initial_volume)
+        volume = data_lib.match_reference(volume, voxel, data, c.initial_volume)
+        return tf.maximum(tf.constant(volume), 0.0) / max(float(volume.max()), 1e-12)
+
+    def calibrate_scales(self):
+        """Set the initial signal scale so that the simulated images of the starting volume have
+        the real data's SNR (a fresh run only; a resumed run restores its own scales).
+
+        The real images are normalised per image, so their variance outside the support (noise
+        only) is the noise's share of their total variance: SNR = (1 - share) / share. The noise
+        scale stays 1 and the signal scale is ``sqrt(SNR / var(clean projections))``.
+        Returns the estimated SNR in dB (or None when there is no signal to calibrate)."""
+        c, data, model = self.config, self.data, self.model
+        plan = data_lib.BatchPlan(128, 1, c.seed + 99)
+        real = next(iter(data_lib.make_dataset(data, plan)))["real"][:, 0]
+        background = 1.0 - tf.cast(
+            fourier.centred_radius_3d(data.box)[data.box // 2] <= c.mask_radius * data.box,
+            tf.float32)
+        share = float(tf.reduce_sum(tf.reduce_mean(tf.square(real), 0) * background) /
+                      tf.reduce_sum(background))
+        share = min(max(share, 0.02), 0.99)
+        snr = (1.0 - share) / share
+        params = simulator.sample_parameters(tf.constant([c.seed, 98], tf.int64), 128,
+                                             data.ctf_rows(), 0.0)
+        spectrum = projector.volume_spectrum(self.generator.basis_volumes()[:1])
+        clean = simulator.project(spectrum, params["rotations"], params["origins"],
+                                  params["ctf"], data.box, data.pixel_size)
+        clean_var = float(tf.reduce_mean(tf.math.reduce_variance(clean, axis=[1, 2])))
+        if clean_var <= 0:
+            return None
+        model.set_scales(signal_scale=float(np.sqrt(snr / clean_var)), noise_scale=1.0)
+        return 10.0 * np.log10(snr)
 
     def restore(self):
         """Restore the last checkpoint of the output folder; returns its step (0 if none)."""
@@ -229,10 +284,10 @@ class Trainer:
                         "checkpoints": os.path.join(self.output_dir, "checkpoints"),
                         "logs": os.path.join(self.output_dir, "logs")},
         }
+        scales = {k: float(v) for k, v in self.model.scales().items()}
         record["figures"].update(
-            signal_scale=float(np.exp(self.model.log_signal_scale.numpy())),
-            noise_scale=float(np.exp(self.model.log_noise_scale.numpy())),
-            shift_std_A=float(np.exp(self.model.log_shift_std.numpy()) * self.data.pixel_size))
+            signal_scale=scales["signal_scale"], noise_scale=scales["noise_scale"],
+            shift_std_A=scales["shift_std_px"] * self.data.pixel_size)
         if final and self.ground_truth is not None:
             record["fsc"] = self.write_fsc()
         _write_json(self.record_path, record)
@@ -253,10 +308,10 @@ class Trainer:
         with self.summary_writer.as_default(step=step):
             for k, v in metrics.items():
                 tf.summary.scalar(k, v)
-            tf.summary.scalar("noise_scale", tf.exp(self.model.log_noise_scale))
-            tf.summary.scalar("signal_scale", tf.exp(self.model.log_signal_scale))
-            tf.summary.scalar("shift_std_A",
-                              tf.exp(self.model.log_shift_std) * self.data.pixel_size)
+            scales = self.model.scales()
+            tf.summary.scalar("noise_scale", scales["noise_scale"])
+            tf.summary.scalar("signal_scale", scales["signal_scale"])
+            tf.summary.scalar("shift_std_A", scales["shift_std_px"] * self.data.pixel_size)
             if images is not None:
                 vol = self.volume()
                 c = vol.shape[0] // 2
@@ -292,6 +347,11 @@ class Trainer:
     def run(self):
         c = self.config
         start = self.restore()
+        if start == 0:
+            snr_db = self.calibrate_scales()
+            if snr_db is not None:
+                self.log(f"the particles' SNR is about {snr_db:.1f} dB (variance outside the "
+                         "support); simulated images start at the same SNR")
         step_fn = self._distributed_step()
         iterator = iter(self.dataset(start))
         t0 = time.monotonic()

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Multi-CryoGAN: cost of the generator designs, and coverage of a continuous motion.
+
+Part 1 (--part=cost): time per training step at one box and batch of
+  (a) CryoGAN (one volume),
+  (b) Multi-CryoGAN with the basis-volume generator (the package's design: 1 + K 3D transforms per
+      batch, O((1 + K) N^2) per image),
+  (c) a per-image volume decoder (MLP + 3D transposed convolutions, one volume and one 3D transform
+      per image), the design it was measured against,
+and prints (b)/(a) and (c)/(a).
+
+Part 2 (--part=coverage): a continuous conformational change with ground truth: adenylate kinase
+frames made by interpolating the closed and open structures (../shared/data/adk, same atoms in the
+same order), a data set with CTFs and noise (bin/simulate, each particle a random frame), bin/train
+--latent_dim, bin/export, bin/sample, and bin/evaluate's precision/recall of the sampled volumes
+against the frames.
+
+  python bench/multi.py --part=cost [--box=64] [--batch=32]
+  python bench/multi.py --part=coverage [--minutes=20]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+
+
+# ---------------------------------------------------------------------------------- part 1
+def per_image_decoder(box, latent_dim):
+    """Design (c): z -> MLP -> 4^3 x 64 -> 3D transposed convolutions -> [B, N, N, N]."""
+    import keras
+    stages = int(np.log2(box // 4))
+    layers = [keras.layers.Dense(4 * 4 * 4 * 64, activation="relu"),
+              keras.layers.Reshape((4, 4, 4, 64))]
+    channels = 64
+    for _ in range(stages):
+        channels = max(channels // 2, 8)
+        layers += [keras.layers.Conv3DTranspose(channels, 4, strides=2, padding="same",
+                                                activation="relu")]
+    layers += [keras.layers.Conv3D(1, 3, padding="same", activation="relu"),
+               keras.layers.Reshape((box, box, box))]
+    model = keras.Sequential(layers)
+    model.build((None, latent_dim))
+    return model
+
+
+def time_steps(fn, steps):
+    fn()  # compile
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps
+
+
+def cost(args):
+    from tfcryogan import cli
+    tf = cli.import_tensorflow_quietly()
+    import keras
+
+    from tfcryogan import io, phantoms, synthesis
+    from tfcryogan import data as data_lib
+    from tfcryogan import simulator
+    from tfcryogan.physics import projector, rotations
+    from tfcryogan.training import loop
+
+    work = os.path.join(args.work, f"cost_{args.box}")
+    star = os.path.join(work, "particles.star")
+    if not os.path.exists(star):
+        vol = phantoms.phantom(args.box)
+        particles = synthesis.random_particles(2000, 0, 1, synthesis.CtfSpec(), 2.0)
+        synthesis.simulate(vol[None], 3.0, particles, synthesis.NoiseSpec("white", 0.0), star,
+                           quiet=True)
+    data = data_lib.load_particles(star)
+    results = {}
+    for name, latent in (("CryoGAN (one volume)", 0),
+                         (f"Multi-CryoGAN basis generator, latent {args.latent}", args.latent)):
+        config = loop.TrainConfig(output_dir=os.path.join(work, f"run{latent}"),
+                                  max_steps=10 ** 6, batch_size=args.batch, latent_dim=latent,
+                                  checkpoint_every=10 ** 6, summary_every=10 ** 6)
+        trainer = loop.Trainer(config, data, log=lambda line: None)
+        step = trainer._distributed_step()  # pylint: disable=protected-access
+        iterator = iter(trainer.dataset(0))
+        batch = next(iterator)
+        results[name] = time_steps(lambda: step(batch), args.steps)
+    base = results["CryoGAN (one volume)"]
+
+    # Design (c), generator update only (simulate + backward through the decoder), compared with
+    # the same update of the basis generator, since a full step differs only there.
+    b, n = args.batch, args.box
+    rng = np.random.default_rng(0)
+    ctf = tf.constant(np.tile([[15000, 14000, 30, 300, 2.7, 0.1, 0, 0, 1]], (b, 1)), tf.float32)
+    mats = rotations.random_rotations(b, tf.constant([1, 2], tf.int64))
+    origins = tf.zeros([b, 2])
+    weights = tf.constant(rng.normal(size=(b, n, n)).astype(np.float32))
+    decoder = per_image_decoder(n, args.latent)
+    from tfcryogan.models.generator import ConformationGenerator
+    basis = ConformationGenerator(n, args.latent)
+    basis(tf.zeros([1, args.latent]))
+    z = tf.random.normal([b, args.latent])
+
+    @tf.function
+    def decoder_update():
+        with tf.GradientTape() as tape:
+            vols = decoder(z)
+            spec = projector.volume_spectrum(vols)
+            img = simulator.project(spec, mats, origins, ctf, n, 3.0, volume_index=tf.range(b))
+            loss = tf.reduce_sum(img * weights)
+        return tape.gradient(loss, decoder.trainable_variables)[0]
+
+    @tf.function
+    def basis_update():
+        with tf.GradientTape() as tape:
+            spec = projector.volume_spectrum(basis.basis_volumes())
+            img = simulator.project(spec, mats, origins, ctf, n, 3.0,
+                                    coefficients=basis.coefficients(z))
+            loss = tf.reduce_sum(img * weights)
+        return tape.gradient(loss, basis.trainable_variables)[0]
+
+    t_dec = time_steps(decoder_update, max(3, args.steps // 3))
+    t_basis = time_steps(basis_update, args.steps)
+    print(f"box {args.box}, batch {args.batch}, {os.cpu_count()} CPU cores")
+    for name, t in results.items():
+        print(f"  {name:48s} {t * 1000:8.1f} ms/step   {t / base:5.2f} x CryoGAN")
+    print(f"  generator update alone: basis generator {t_basis * 1000:.1f} ms, per-image volume "
+          f"decoder {t_dec * 1000:.1f} ms ({t_dec / t_basis:.1f} x slower)")
+    print(f"  => Multi-CryoGAN step within {results[list(results)[1]] / base:.2f} x CryoGAN's "
+          f"(target <= 3); the per-image decoder would add {(t_dec - t_basis) * 1000:.0f} ms "
+          "per step")
+
+
+# ---------------------------------------------------------------------------------- part 2
+def adk_frames(folder, count, box, pixel, resolution):
+    """Density maps of ``count`` frames interpolated between the closed and open adenylate kinase
+    structures (the same 3,341 atoms in the same order)."""
+    import gemmi
+
+    from tfcryogan import io
+    os.makedirs(folder, exist_ok=True)
+    closed = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
+    opened = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_open.pdb"))
+    pos_c = np.array([[at.pos.x, at.pos.y, at.pos.z] for ch in closed[0] for r in ch for at in r])
+    pos_o = np.array([[at.pos.x, at.pos.y, at.pos.z] for ch in opened[0] for r in ch for at in r])
+    assert pos_c.shape == pos_o.shape
+    paths = []
+    for k, t in enumerate(np.linspace(0.0, 1.0, count)):
+        frame = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
+        pos = (1 - t) * pos_c + t * pos_o
+        i = 0
+        for ch in frame[0]:
+            for r in ch:
+                for at in r:
+                    at.pos = gemmi.Position(*pos[i])
+                    i += 1
+        pdb = os.path.join(folder, f"frame_{k:02d}.pdb")
+        frame.write_pdb(pdb)
+        vol = io.model_to_density(pdb, box, pixel, resolution)
+        path = os.path.join(folder, f"frame_{k:02d}.mrc")
+        io.write_volume(path, vol, pixel)
+        os.remove(pdb)
+        paths.append(path)
+    return paths
+
+
+def coverage(args):
+    from tfcryogan import cli
+    cli.import_tensorflow_quietly()
+    work = os.path.join(args.work, "coverage")
+    frames = os.path.join(work, "frames")
+    star = os.path.join(work, "particles.star")
+    py = sys.executable
+    if not os.path.exists(star):
+        adk_frames(frames, args.frames, args.box, args.pixel, 2.5 * args.pixel)
+        subprocess.run([py, os.path.join(ROOT, "bin", "simulate"), f"--volume={frames}",
+                        f"--n_particles={args.n}", f"--snr_db={args.snr_db}", "--shift_std_A=2",
+                        "--ctf_from=" + os.path.join(SHARED, "betagal",
+                                                     "empiar10061_ctf_per_micrograph.txt"),
+                        f"--output={star}"], check=True)
+    run_dir = os.path.join(work, "run")
+    subprocess.run([py, os.path.join(ROOT, "bin", "train"), f"--particles={star}",
+                    f"--output_dir={run_dir}", f"--latent_dim={args.latent}",
+                    f"--max_minutes={args.minutes}", "--restart", *args.train_flags.split()],
+                   check=True)
+    export_dir = os.path.join(work, "export", "adk")
+    subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
+                    f"--export_dir={export_dir}"], check=True)
+    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
+    samples = os.path.join(work, "samples")
+    subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
+                    f"--model={os.path.join(export_dir, str(version))}", f"--n={args.samples}",
+                    f"--output_dir={samples}", "--traverse"], check=True)
+    evaluation = os.path.join(work, "evaluation")
+    subprocess.run([py, os.path.join(ROOT, "bin", "evaluate"), f"--map={samples}",
+                    f"--references={frames}", f"--output_dir={evaluation}",
+                    f"--threshold_A={args.threshold_A}"], check=True)
+    with open(os.path.join(evaluation, "evaluation.json"), encoding="utf-8") as f:
+        result = json.load(f)
+    print(json.dumps({k: v for k, v in result.items() if "precision" in k or "recall" in k},
+                     indent=1, default=str))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["cost", "coverage"], default="cost")
+    parser.add_argument("--work", default="/tmp/bench_multi")
+    parser.add_argument("--box", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--latent", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--pixel", type=float, default=2.5)
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--snr_db", type=float, default=-5.0)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--threshold_A", type=float, default=10.0)
+    parser.add_argument("--train_flags", default="")
+    args = parser.parse_args()
+    (cost if args.part == "cost" else coverage)(args)
+
+
+if __name__ == "__main__":
+    main()

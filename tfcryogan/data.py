@@ -104,17 +104,24 @@ def estimate_noise_psd(data, count=500, seed=0):
 @dataclasses.dataclass
 class BatchPlan:
     """What one step reads: ``global_batch`` images for each of ``n_critic`` critic updates, and
-    ``n_critic + 1`` CTF rows (and noise patches) per image for the simulated batches."""
+    ``n_critic + 1`` CTF rows (and noise patches) per image for the simulated batches.
+
+    The global batch is drawn identically by every worker from ``(seed, step)``; replica ``r`` of
+    ``num_replicas`` (numbered across workers) takes rows ``[r * b, (r + 1) * b)`` with
+    ``b = global_batch / num_replicas``, the same slice the model takes of its own random draws.
+    This worker hosts replicas ``first_replica .. first_replica + local_replicas - 1``.
+    """
 
     global_batch: int
     n_critic: int
     seed: int
-    worker_index: int = 0
-    num_workers: int = 1
+    num_replicas: int = 1
+    first_replica: int = 0
+    local_replicas: int = 1
 
     @property
-    def worker_batch(self):
-        return self.global_batch // self.num_workers
+    def replica_batch(self):
+        return self.global_batch // self.num_replicas
 
     def draws(self, step, n_particles):
         """``(real [g, n_critic], sim [g, n_critic + 1])`` particle numbers for ``step`` (global
@@ -124,14 +131,18 @@ class BatchPlan:
         sim = rng.integers(0, n_particles, (self.global_batch, self.n_critic + 1))
         return real, sim
 
-    def mine(self, rows):
-        """This worker's slice of a global-batch array."""
-        b = self.worker_batch
-        return rows[self.worker_index * b:(self.worker_index + 1) * b]
+    def rows_of(self, rows, replica):
+        """Replica ``replica``'s slice of a global-batch array."""
+        b = self.replica_batch
+        return rows[replica * b:(replica + 1) * b]
 
 
 def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = None):
-    """The training input pipeline, one element per generator step from ``start_step`` on.
+    """The training input pipeline of this worker, from ``start_step`` on.
+
+    Element ``e`` is step ``start_step + e // L`` for local replica ``e % L`` (``L =
+    plan.local_replicas``), the order in which ``tf.distribute`` hands elements of a per-worker
+    dataset to the worker's replicas (``distribute_datasets_from_function``).
 
     Args:
       data: :class:`ParticleData`.
@@ -143,24 +154,28 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
     Returns:
       ``tf.data.Dataset`` of dicts: ``real`` ``[b, n_critic, N, N]`` float32 (per-image normalised),
       ``ctf`` ``[b, n_critic + 1, 9]`` and optionally ``patches`` ``[b, n_critic + 1, N, N]``, with
-      ``b = plan.worker_batch``.
+      ``b = plan.replica_batch``.
     """
-    if plan.global_batch % plan.num_workers:
+    if plan.global_batch % plan.num_replicas:
         raise InputError(f"--batch_size={plan.global_batch} must be divisible by the number of "
-                         f"workers ({plan.num_workers})")
+                         f"replicas ({plan.num_replicas})")
     ctf_table = data.ctf_rows()
     n = len(data)
-    b, c, box_in = plan.worker_batch, plan.n_critic, data.box_in
+    b, c, box_in = plan.replica_batch, plan.n_critic, data.box_in
+    local = plan.local_replicas
     paired = patches is not None and len(patches) == n
 
-    def read(step):
+    def read(element):
+        step, replica = divmod(int(element), local)
+        replica += plan.first_replica
         real_rows, sim_rows = plan.draws(step, n)
-        real_rows, sim_rows = plan.mine(real_rows), plan.mine(sim_rows)
+        real_rows, sim_rows = plan.rows_of(real_rows, replica), plan.rows_of(sim_rows, replica)
         images = data.read(real_rows.reshape(-1)).reshape(b, c, box_in, box_in)
         out = [images, ctf_table[sim_rows]]
         if patches is not None:
-            rows = sim_rows if paired else np.random.default_rng(
-                [plan.seed, int(step), 7]).integers(0, len(patches), sim_rows.shape)
+            rows = sim_rows if paired else plan.rows_of(np.random.default_rng(
+                [plan.seed, step, 7]).integers(0, len(patches), (plan.global_batch, c + 1)),
+                replica)
             rows = rows.reshape(-1)
             out.append(patches.read(rows).reshape(b, c + 1, patches.box_in, patches.box_in))
         return tuple(np.asarray(x, np.float32) for x in out)
@@ -172,17 +187,17 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         flat = (flat - mean) * tf.math.rsqrt(var + 1e-8)
         return tf.reshape(flat, [b, -1, data.box, data.box])
 
-    def load(step):
+    def load(element):
         types = [tf.float32, tf.float32] + ([tf.float32] if patches is not None else [])
-        arrays = tf.numpy_function(read, [step], types, stateful=False)
-        element = {"real": to_training_grid(arrays[0], data),
-                   "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9])}
+        arrays = tf.numpy_function(read, [element], types, stateful=False)
+        batch = {"real": to_training_grid(arrays[0], data),
+                 "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9])}
         if patches is not None:
-            element["patches"] = to_training_grid(arrays[2], patches)
-        element["real"] = tf.ensure_shape(element["real"], [b, c, data.box, data.box])
-        return element
+            batch["patches"] = to_training_grid(arrays[2], patches)
+        batch["real"] = tf.ensure_shape(batch["real"], [b, c, data.box, data.box])
+        return batch
 
-    dataset = tf.data.Dataset.range(int(start_step), 2 ** 62).map(
+    dataset = tf.data.Dataset.range(int(start_step) * local, 2 ** 62).map(
         load, num_parallel_calls=2, deterministic=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -131,6 +131,9 @@ def define_train_flags():
     flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multiworker"],
                       "tf.distribute strategy: auto = MirroredStrategy over local GPUs; "
                       "multiworker reads TF_CONFIG.")
+    flags.DEFINE_bool("mixed_precision", False,
+                      "Critic in float16 with dynamic loss scaling (for GPUs); the volume, FFTs "
+                      "and simulator stay float32/complex64.")
     flags.DEFINE_integer("cpu_replicas", 1,
                          "Split the CPU into this many logical devices for MirroredStrategy.")
     flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and volume.mrc.")

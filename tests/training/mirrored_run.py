@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from tfcryogan import cli  # noqa: E402
 
 
-def main(star, out, replicas):
+def main(star, out, replicas, strategy="auto"):
     cli.import_tensorflow_quietly()
     import numpy as np  # noqa: E402
 
@@ -17,10 +17,12 @@ def main(star, out, replicas):
     from tfcryogan.training import loop  # noqa: E402
     data = data_lib.load_particles(star)
     config = loop.TrainConfig(output_dir=out, max_steps=1, batch_size=8, n_critic=2,
-                              cpu_replicas=int(replicas), strategy="auto", checkpoint_every=100,
+                              cpu_replicas=int(replicas), strategy=strategy, checkpoint_every=100,
                               summary_every=100, lowpass_steps=10, seed=5)
     trainer = loop.Trainer(config, data, log=lambda line: None)
     record = trainer.run()
+    if not trainer.is_chief:
+        return
     np.save(os.path.join(out, "volume_raw.npy"), trainer.volume(ema=False))
     np.save(os.path.join(out, "critic.npy"),
             np.concatenate([w.numpy().ravel() for w in trainer.model.critic.weights]))

@@ -89,3 +89,14 @@ def test_bad_input_is_one_line(tiny_dataset, tmp_path):
         assert lines and lines[-1].startswith("error: ") and expected in lines[-1], \
             (flags, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_mixed_precision_runs(tiny_dataset, tmp_path):
+    star, _ = tiny_dataset
+    out = tmp_path / "mp"
+    done = train(f"--particles={star}", f"--output_dir={out}", "--max_steps=3",
+                 "--checkpoint_every=3", "--mixed_precision")
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["step"] == 3 and record["settings"]["mixed_precision"]
+    assert all(np.isfinite(v) for v in record["figures"].values())

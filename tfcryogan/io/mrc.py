@@ -239,6 +239,14 @@ def open_stack(path):
         raise InputError(f"{info.path}: cannot memory-map the images ({err})") from None
 
 
+def stack_layout(path):
+    """Where an image stack's pixels are: ``(data_offset_bytes, dtype, (n, y, x))``, from its
+    header (checked as in :func:`open_stack`). Lets readers fetch single images with ``os.pread``
+    instead of mapping the file."""
+    info = _stack_info(path)
+    return info.data_offset, np.dtype(info.dtype), (info.nz, info.ny, info.nx)
+
+
 def stack_shape(path):
     """``(n_images, box_y, box_x)`` of an image stack, from its header only (checked as in
     open_stack)."""

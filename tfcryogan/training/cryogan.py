@@ -230,7 +230,10 @@ class CryoGAN(keras.Model):
                 w_loss = losses.critic_loss(real_scores, fake_scores, g)
                 gp = losses.gradient_penalty(self.critic, real, fake, epsilon, g)
                 d_loss = w_loss + self.gp_weight * gp
-            grads = tape.gradient(d_loss, self.critic.trainable_variables)
+                # The dynamic loss scale under --mixed_precision, the identity otherwise (inside
+                # the tape, so that the product is recorded).
+                scaled = self.d_optimizer.scale_loss(d_loss)
+            grads = tape.gradient(scaled, self.critic.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
 
         # Generator update: gradients reach the volume through projection, CTF and noise scaling.
@@ -251,7 +254,8 @@ class CryoGAN(keras.Model):
                 z = tf.random.stateless_normal([4, self.generator.latent_dim], seeds[-1])
                 g_loss += self.positivity_weight * self.generator.negativity(z) / float(
                     tf.distribute.get_strategy().num_replicas_in_sync)
-        grads = tape.gradient(g_loss, variables)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled, variables)
         self.g_optimizer.apply_gradients(zip(grads, variables))
         return {"wasserstein": -w_loss, "gradient_penalty": gp, "critic_loss": d_loss,
                 "generator_loss": g_loss}

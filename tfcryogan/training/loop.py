@@ -55,6 +55,7 @@ class TrainConfig:
     hidden: int = 64
     positivity_weight: float = 10.0
     generator_batches: int = 1
+    mixed_precision: bool = False
     mask_radius: float = 0.45
     initial_volume: str = "random"
     noise: str = "white"
@@ -147,7 +148,8 @@ class Trainer:
             self.ema_generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
                                                        c.mask_radius, n_basis=n_basis,
                                                        hidden=c.hidden, name="ema_generator")
-            critic = build_critic(data.box, base_channels=c.critic_channels)
+            critic = build_critic(data.box, base_channels=c.critic_channels,
+                                  mixed_precision=c.mixed_precision)
             self.model = CryoGAN(
                 self.generator, critic, data.pixel_size, c.batch_size,
                 ema_generator=self.ema_generator, n_critic=c.n_critic, gp_weight=c.gp_weight,
@@ -166,6 +168,9 @@ class Trainer:
                                                      beta_2=c.beta_2)
             self.g_optimizer = keras.optimizers.Adam(c.generator_lr, beta_1=c.beta_1,
                                                      beta_2=c.beta_2)
+            if c.mixed_precision:  # float16 critic: dynamic loss scaling for both updates
+                self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+                self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
             self.model.compile(self.d_optimizer, self.g_optimizer)
             self.checkpoint = tf.train.Checkpoint(
                 generator=self.generator, ema_generator=self.ema_generator, critic=critic,
@@ -256,11 +261,36 @@ class Trainer:
         self.d_optimizer.learning_rate.assign(c.critic_lr * f)
         self.g_optimizer.learning_rate.assign(c.generator_lr * f)
 
+    def _any_worker(self, flag):
+        """True when ``flag`` is true on any worker: the workers of a multi-worker run must stop
+        at the same step (their clocks differ), so the decision goes through a collective."""
+        if self.num_workers == 1:
+            return bool(flag)
+        if not hasattr(self, "_any_fn"):
+            strategy = self.strategy
+
+            @tf.function
+            def any_fn(value):
+                per_replica = strategy.run(lambda v: tf.identity(v), args=(value,))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+            self._any_fn = any_fn
+        return bool(self._any_fn(tf.constant(1.0 if flag else 0.0, tf.float32)) > 0)
+
     def dataset(self, start_step):
-        plan = data_lib.BatchPlan(self.config.batch_size, self.config.n_critic, self.config.seed,
-                                  self.worker_index, self.num_workers)
-        dataset = data_lib.make_dataset(self.data, plan, start_step, self.patches)
-        return self.strategy.experimental_distribute_dataset(dataset)
+        """The distributed input: each worker's pipeline reads only its replicas' slices of the
+        global batch (``data.BatchPlan``), whatever the number of workers and devices."""
+        c = self.config
+
+        def per_worker(context):
+            local = context.num_replicas_in_sync // context.num_input_pipelines
+            plan = data_lib.BatchPlan(c.batch_size, c.n_critic, c.seed,
+                                      num_replicas=context.num_replicas_in_sync,
+                                      first_replica=context.input_pipeline_id * local,
+                                      local_replicas=local)
+            return data_lib.make_dataset(self.data, plan, start_step, self.patches)
+
+        return self.strategy.distribute_datasets_from_function(per_worker)
 
     # ------------------------------------------------------------------ outputs
     def volume(self, ema=True):
@@ -384,7 +414,7 @@ class Trainer:
                 self.write_outputs(step, previous_wall + time.monotonic() - t0, metrics)
             elapsed = time.monotonic() - t0
             progress.update(step, extra=f"W={metrics['wasserstein']:.3f}")
-            if elapsed >= budget:
+            if self._any_worker(elapsed >= budget):
                 stopped_by_time = True
                 break
         progress.close()

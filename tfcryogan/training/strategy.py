@@ -40,8 +40,9 @@ def make_strategy(name="auto", cpu_replicas=1):
         raise InputError(f"--strategy={name}: must be one of {', '.join(STRATEGIES)}")
     if cpu_replicas > 1 and name in ("auto", "mirrored"):
         split_cpu(cpu_replicas)
-    gpus = tf.config.list_logical_devices("GPU")
     if name == "multiworker":
+        # Collective ops are configured when the strategy is built, which must happen before
+        # TensorFlow initialises its context (so no device listing before this point).
         if "TF_CONFIG" not in os.environ:
             raise InputError("--strategy=multiworker needs the TF_CONFIG environment variable "
                              "(cluster and task of this worker); see the README")
@@ -54,6 +55,7 @@ def make_strategy(name="auto", cpu_replicas=1):
         return strategy, (f"MultiWorkerMirroredStrategy, worker {task.get('index', 0)} of "
                           f"{len(config.get('cluster', {}).get('worker', []))}, "
                           f"{strategy.num_replicas_in_sync} replicas in all")
+    gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         device = "/gpu:0" if gpus else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device), f"one device ({device})"

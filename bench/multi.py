@@ -63,9 +63,8 @@ def time_steps(fn, steps):
 def cost(args):
     from tfcryogan import cli
     tf = cli.import_tensorflow_quietly()
-    import keras
 
-    from tfcryogan import io, phantoms, synthesis
+    from tfcryogan import phantoms, synthesis
     from tfcryogan import data as data_lib
     from tfcryogan import simulator
     from tfcryogan.physics import projector, rotations

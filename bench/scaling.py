@@ -7,7 +7,8 @@ Prints:
 2. time per simulated+criticised image at boxes 32, 64 and 128 and the fitted exponent of
    time ~ box^p (target p <= 2.3);
 3. peak resident memory while training a few steps on a large generated stack (default ~10 GB on
-   disk), which must stay far below the stack's size (images are memory-mapped).
+   disk), which must stay far below the stack's size (images are read by offset, a batch at a
+   time, never the whole stack).
 
   python bench/scaling.py [--part=all|devices|boxes|memory] [--stack_gb=10]
 """
@@ -60,8 +61,9 @@ def worker(args):
         step(next(iterator))
     seconds = (time.perf_counter() - t) / args.steps
     images = args.batch * (config.n_critic + 1)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KB -> GB
     print(json.dumps({"steps_per_s": 1.0 / seconds, "s_per_image": seconds / images,
-                      "chief": trainer.is_chief}), flush=True)
+                      "chief": trainer.is_chief, "peak_rss_gb": peak_gb}), flush=True)
 
 
 def run_worker(star, strategy="auto", replicas=1, batch=32, steps=10, env=None):
@@ -122,11 +124,13 @@ def memory(args):
     star = dataset(box, n, f"large{box}_{n}", pixel=2.0)
     stack = os.path.splitext(star)[0] + ".mrcs"
     size_gb = os.path.getsize(stack) / 1e9
-    proc = run_worker(star, batch=32, steps=6)
-    proc.communicate()
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # KB -> GB
-    print(f"training 9 steps on {n} particles of {box} px: stack {size_gb:.1f} GB on disk, "
-          f"peak resident memory {peak:.2f} GB ({peak / size_gb * 100:.0f}% of the stack)")
+    small = result(run_worker(dataset(box, 2000, f"small{box}", pixel=2.0), batch=32, steps=6))
+    large = result(run_worker(star, batch=32, steps=6))
+    print(f"training 9 steps at box {box}, batch 32 (peak resident memory of the training "
+          f"process):")
+    print(f"  2,000 particles:        {small['peak_rss_gb']:.2f} GB")
+    print(f"  {n:,} particles: {large['peak_rss_gb']:.2f} GB, stack {size_gb:.1f} GB on disk "
+          f"({large['peak_rss_gb'] / size_gb * 100:.0f}% of the stack)")
 
 
 def main():

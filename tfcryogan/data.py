@@ -1,14 +1,13 @@
 """Training input: a particle set as a ``tf.data`` pipeline.
 
-Images stay memory-mapped (:class:`~tfcryogan.io.image_source.ImageSource`): each step reads only
-its own batch, so peak memory does not grow with the number of particles (the metadata table, tens
+Images stay on disk (:class:`~tfcryogan.io.image_source.ImageSource` reads them by file offset):
+each step reads only its own batch, so peak memory does not grow with the number of particles (the metadata table, tens
 of bytes per particle, is what stays in RAM). Every draw comes from a NumPy generator seeded with
 ``(seed, step)``: a resumed run continues with exactly the batches it would have seen, and every
 worker of a multi-worker run draws the same global batch and reads only its own slice of it.
 """
 
 import dataclasses
-import os
 from typing import Optional
 
 import numpy as np
@@ -27,7 +26,7 @@ class ParticleData:
     Attributes:
       path: the STAR or .cs file.
       table: its :class:`~tfcryogan.io.ParticleTable` (with CTF).
-      source: the memory-mapped images.
+      source: the images (:class:`~tfcryogan.io.image_source.ImageSource`, read on demand).
       box_in, pixel_size_in: the images' own size (px) and pixel size (A).
       box, pixel_size: the training grid (Fourier-cropped from the input: same field of view).
       invert: multiply images by -1 (raw micrograph contrast, protein dark -> bright).
@@ -214,16 +213,7 @@ def load_particles_or_stack(path, like):
       :class:`ParticleData` whose images resample to ``like``'s grid.
     """
     path = str(path)
-    if path.endswith(tuple(io.PARTICLE_SUFFIXES)):
-        table = io.read_particles(path, require_ctf=False, check_images=True)
-    else:
-        n_images = io.stack_shape(path)[0]
-        pixel = io.stack_voxel_size(path)
-        if not pixel:
-            raise InputError(f"{path}: the header has no pixel size; give a STAR file that lists "
-                             "these images instead")
-        table = io.ParticleTable(image_path=[os.path.abspath(path)] * n_images,
-                                 image_index=np.arange(n_images), pixel_size=pixel, source=path)
+    table = io.read_image_set(path, check_images=True)
     source = ImageSource(table)
     pixel_in = float(table.pixel_size[0])
     if source.box * pixel_in < like.box * like.pixel_size * (1 - 1e-3):

@@ -9,7 +9,6 @@ written after the stack is complete; both appear atomically.
 
 import concurrent.futures
 import dataclasses
-import glob
 import json
 import os
 from typing import Optional
@@ -67,23 +66,6 @@ class CtfSpec:
     amplitude_contrast: float = 0.1
     bfactor: float = 0.0
     phase_shift: float = 0.0
-
-
-def list_maps(spec):
-    """Map paths from a comma-separated list and/or folders (``*.mrc``, ``*.map`` inside, sorted)."""
-    paths = []
-    for item in [s.strip() for s in str(spec).split(",") if s.strip()]:
-        if os.path.isdir(item):
-            found = sorted(glob.glob(os.path.join(item, "*.mrc")) +
-                           glob.glob(os.path.join(item, "*.map")))
-            if not found:
-                raise InputError(f"{item}: folder has no .mrc or .map files")
-            paths.extend(found)
-        else:
-            paths.append(item)
-    if not paths:
-        raise InputError("--volume: no map given")
-    return paths
 
 
 def load_maps(paths, pixel_size=None):
@@ -196,18 +178,8 @@ def _noise_images(spec, pixel_size):
     source = spec.source
     if not source:
         raise InputError(f"--noise={spec.kind} needs --noise_from=STACK_OR_STAR")
-    if source.endswith((".star", ".cs")):
-        table = io.read_particles(source, require_ctf=False)
-        source_px = float(table.pixel_size[0])
-    else:
-        n_images = io.stack_shape(source)[0]
-        source_px = io.stack_voxel_size(source)
-        if not source_px:
-            raise InputError(f"{source}: the header has no pixel size; give a STAR file that "
-                             "lists these images instead")
-        table = io.ParticleTable(image_path=[os.path.abspath(source)] * n_images,
-                                 image_index=np.arange(n_images), pixel_size=source_px,
-                                 source=source)
+    table = io.read_image_set(source)
+    source_px = float(table.pixel_size[0])
     return ImageSource(table), source_px
 
 

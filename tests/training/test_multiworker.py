@@ -47,3 +47,37 @@ def test_two_workers_equal_one_process(tiny_dataset, tmp_path):
     np.testing.assert_allclose(vol_multi, vol_one, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.load(tmp_path / "multi" / "critic.npy"),
                                np.load(tmp_path / "one" / "critic.npy"), rtol=1e-4, atol=1e-6)
+
+
+def test_restarted_workers_resume_from_the_chiefs_checkpoint(tiny_dataset, tmp_path):
+    """bin/train --strategy=multiworker: both workers stop at --max_steps; the same command with
+    more steps makes every worker resume from the chief's last checkpoint."""
+    star, _ = tiny_dataset
+    train = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bin", "train")
+    out = tmp_path / "run"
+
+    def launch(max_steps):
+        workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+        procs = []
+        for index in range(2):
+            env = dict(os.environ, TF_CONFIG=json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+            procs.append(subprocess.Popen(
+                [sys.executable, train, f"--particles={star}", f"--output_dir={out}",
+                 "--strategy=multiworker", "--batch_size=8", "--n_critic=2", "--summary_every=2",
+                 "--checkpoint_every=1", f"--max_steps={max_steps}"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        results = [p.communicate(timeout=300) for p in procs]
+        for p, (_, err) in zip(procs, results):
+            assert p.returncode == 0, err[-3000:]
+        return [err for _, err in results]
+
+    launch(2)
+    assert json.loads((out / "run.json").read_text())["step"] == 2
+    logs = launch(4)
+    for err in logs:
+        assert "resumed from step 2" in err, err[-2000:]
+    assert json.loads((out / "run.json").read_text())["step"] == 4
+    # Only the chief's checkpoints are in the run folder.
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoints")) == \
+        ["checkpoints"]

@@ -20,7 +20,6 @@ Flags and input files are checked (headers and data read with :mod:`tfcryogan.io
 TensorFlow) before TensorFlow is imported, so that bad input fails in a fraction of a second.
 """
 
-import glob
 import json
 import math
 import os
@@ -67,24 +66,6 @@ class Loaded:
     @property
     def name(self):
         return os.path.splitext(os.path.basename(self.path))[0]
-
-
-def list_maps(spec, flag):
-    """Map paths from a comma-separated list and/or folders (their ``*.mrc``, ``*.map``, sorted);
-    ``flag`` names the flag in the error for an empty list."""
-    paths = []
-    for item in [s.strip() for s in str(spec or "").split(",") if s.strip()]:
-        if os.path.isdir(item):
-            found = sorted(glob.glob(os.path.join(item, "*.mrc")) +
-                           glob.glob(os.path.join(item, "*.map")))
-            if not found:
-                raise InputError(f"{item}: folder has no .mrc or .map files")
-            paths.extend(found)
-        else:
-            paths.append(item)
-    if not paths:
-        raise InputError(f"--{flag}: no map given")
-    return paths
 
 
 def _check_density(path, volume):
@@ -200,8 +181,8 @@ def run(f):
         raise InputError("give the ground truth: --reference=REF.mrc (or --references=LIST_OR_DIR)")
     if os.path.exists(f.output_dir) and not os.path.isdir(f.output_dir):
         raise InputError(f"--output_dir={f.output_dir}: exists and is not a folder")
-    map_paths = list_maps(f.map, "map")
-    ref_paths = [f.reference] if f.reference else list_maps(f.references, "references")
+    map_paths = io.list_maps(f.map, "map")
+    ref_paths = [f.reference] if f.reference else io.list_maps(f.references, "references")
     do_align = bool(f.align) and not f.no_align
     if len(map_paths) == 1 and len(ref_paths) == 1:
         run_single(f, map_paths[0], ref_paths[0], do_align)

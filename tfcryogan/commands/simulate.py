@@ -25,7 +25,7 @@ def volumes_from_flags(f):
         if not f.box or not f.pixel_size:
             raise InputError("--volume=phantom needs --box and --pixel_size")
         return phantoms.phantom(f.box)[None], float(f.pixel_size), ["phantom"]
-    paths = synthesis.list_maps(f.volume)
+    paths = io.list_maps(f.volume, "volume")
     volumes, pixel_size = synthesis.load_maps(paths, f.pixel_size)
     return volumes, pixel_size, [os.path.abspath(p) for p in paths]
 

@@ -10,6 +10,7 @@ lengths in Angstrom, angles in degrees, voltage in kV, Cs in mm, origins in Angs
 from tfcryogan.io.atomic import model_to_density
 from tfcryogan.io.cryosparc import read_cs
 from tfcryogan.io.ctf_table import read_ctf_table
+from tfcryogan.io.listing import list_maps, read_image_set
 from tfcryogan.io.mrc import (StackWriter, open_stack, read_volume, stack_shape,
                               stack_voxel_size, write_stack, write_volume)
 from tfcryogan.io.particles import CTF_COLUMNS, ParticleTable
@@ -22,9 +23,11 @@ __all__ = [
     "ParticleTable",
     "StackWriter",
     "check_image_refs",
+    "list_maps",
     "model_to_density",
     "open_stack",
     "read_cs",
+    "read_image_set",
     "read_ctf_table",
     "read_particles",
     "read_star",

@@ -11,8 +11,6 @@ are integers in cycles per box. Volumes are centred at index ``N // 2`` on every
 ``image_origin(N)``; arrays are indexed ``[y, x]`` / ``[z, y, x]``.
 """
 
-import math
-
 import tensorflow as tf
 
 

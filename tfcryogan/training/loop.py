@@ -179,12 +179,14 @@ class Trainer:
                 step=self.model.step, d_optimizer=self.d_optimizer,
                 g_optimizer=self.g_optimizer)
         ckpt_dir = os.path.join(self.output_dir, "checkpoints")
+        log_dir = os.path.join(self.output_dir, "logs")
+        self._scratch_dirs = []
         if not self.is_chief:  # TensorFlow's multi-worker rule: others write to a temporary place
             ckpt_dir = tempfile.mkdtemp(prefix=f"tfcryogan_worker{self.worker_index}_")
+            log_dir = tempfile.mkdtemp(prefix=f"tfcryogan_logs{self.worker_index}_")
+            self._scratch_dirs = [ckpt_dir, log_dir]
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
-        self.summary_writer = tf.summary.create_file_writer(
-            os.path.join(self.output_dir, "logs") if self.is_chief else
-            tempfile.mkdtemp(prefix="tfcryogan_logs_"))
+        self.summary_writer = tf.summary.create_file_writer(log_dir)
 
     def _initial_volume(self):
         """The starting template: ``random`` (smooth random density), ``zero``, or a map file
@@ -422,6 +424,8 @@ class Trainer:
         wall = previous_wall + time.monotonic() - t0
         record = self.write_outputs(step, wall, metrics, final=True)
         self.summary_writer.flush()
+        for folder in self._scratch_dirs:  # a non-chief worker's copies are not needed any more
+            shutil.rmtree(folder, ignore_errors=True)
         if stopped_by_time:
             self.log(f"stopped at step {step}: --max_minutes={c.max_minutes:g} reached "
                      f"({format_duration(time.monotonic() - t0)})")

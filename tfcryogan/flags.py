@@ -105,6 +105,9 @@ def define_train_flags():
     flags.DEFINE_integer("latent_dim", 0,
                          "Latent dimension of the conformation generator (0: one volume, "
                          "CryoGAN; > 0: Multi-CryoGAN).")
+    flags.DEFINE_integer("n_basis", -1,
+                         "Multi-CryoGAN: basis volumes besides the template (each adds one 3D "
+                         "transform per step and its share of every slice); -1: latent_dim + 1.")
     flags.DEFINE_float("mask_radius", 0.45, "Support sphere radius as a fraction of the box.")
     flags.DEFINE_string("initial_volume", "random",
                         "Starting density: 'random' (smooth random, asymmetric), 'zero', or a map "

@@ -37,10 +37,11 @@ def support_mask(box, radius_fraction):
 
 def basis_count(latent_dim, n_basis=None):
     """Basis volumes besides the template: 0 for ``latent_dim == 0``, else ``n_basis`` or by default
-    ``2 * latent_dim + 2``."""
+    ``latent_dim + 1`` (``bench/multi.py --part=cost``: at box 64 and latent 2, a step costs 2.1x
+    CryoGAN's with 3 basis volumes, 3.2x with 6)."""
     if int(latent_dim) == 0:
         return 0
-    return 2 * int(latent_dim) + 2 if n_basis is None or n_basis < 0 else int(n_basis)
+    return int(latent_dim) + 1 if n_basis is None or n_basis < 0 else int(n_basis)
 
 
 def random_initial_volume(box, mask_radius, seed, smoothness=None):
@@ -78,7 +79,7 @@ class ConformationGenerator(keras.Model):
       latent_dim: size of ``z``; 0 for a single volume (CryoGAN).
       symmetry: ``C1``, ``Cn`` or ``Dn`` (RELION's axes).
       mask_radius: support radius as a fraction of the box.
-      n_basis: basis volumes besides the template (default ``2 * latent_dim + 2``; 0 when
+      n_basis: basis volumes besides the template (default ``latent_dim + 1``; 0 when
         ``latent_dim == 0``).
       hidden: width of the coefficient MLP.
     Call:

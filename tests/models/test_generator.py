@@ -45,3 +45,22 @@ def test_latent_generator_mixes_basis_volumes():
     assert np.abs(vols[0] - vols[1]).max() > 1e-3
     np.testing.assert_array_equal(gen(z[:1]).numpy()[0], vols[0])
     assert float(gen.negativity(z)) > 0  # random basis makes some density negative
+
+
+def test_random_basis_volumes_break_the_latent_symmetry():
+    """Zero basis volumes make every z give the same volume (no gradient reaches the coefficient
+    network); the random start must be signed, distinct per volume, masked and of the given scale."""
+    from tfcryogan.models.generator import random_basis_volumes, support_mask
+    basis = random_basis_volumes(3, 16, 0.45, seed=4, scale=0.2).numpy()
+    assert basis.shape == (3, 16, 16, 16)
+    np.testing.assert_allclose(np.abs(basis).max(axis=(1, 2, 3)), 0.2, rtol=1e-5)
+    assert (basis < 0).any() and (basis > 0).any()
+    flat = basis.reshape(3, -1)
+    assert abs(np.corrcoef(flat)[0, 1]) < 0.5 and abs(np.corrcoef(flat)[1, 2]) < 0.5
+    outside = support_mask(16, 0.8 * 0.45).numpy() == 0
+    assert np.all(basis[:, outside] == 0)
+    gen = ConformationGenerator(16, latent_dim=2, n_basis=3)
+    gen(np.zeros((1, 2), np.float32))
+    gen.basis.assign(basis)
+    volumes = gen(np.random.default_rng(0).normal(size=(2, 2)).astype(np.float32)).numpy()
+    assert np.abs(volumes[0] - volumes[1]).max() > 1e-3

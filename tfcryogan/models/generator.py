@@ -44,6 +44,17 @@ def basis_count(latent_dim, n_basis=None):
     return int(latent_dim) + 1 if n_basis is None or n_basis < 0 else int(n_basis)
 
 
+def _smooth_noise(box, seed, sigma):
+    """Gaussian white noise ``[N, N, N]`` smoothed by a Gaussian of ``sigma`` voxels."""
+    noise = tf.random.stateless_normal([box, box, box], tf.constant([seed, 77], tf.int64))
+    k = tf.cast(fourier.fft_frequencies(box), tf.float32)
+    kx = tf.cast(tf.range(box // 2 + 1), tf.float32)
+    k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx[None, None, :] ** 2
+    filt = tf.exp(-2.0 * (3.14159265 * sigma / box) ** 2 * k2)
+    return tf.signal.irfft3d(tf.signal.rfft3d(noise) * tf.cast(filt, tf.complex64),
+                             fft_length=[box] * 3)
+
+
 def random_initial_volume(box, mask_radius, seed, smoothness=None):
     """A random, smooth, non-negative density inside the support: an asymmetric starting model.
 
@@ -58,17 +69,32 @@ def random_initial_volume(box, mask_radius, seed, smoothness=None):
     Returns:
       ``[N, N, N]`` float32, maximum 1, zero outside ``0.8 * mask_radius * N``.
     """
-    sigma = smoothness or box / 12.0
-    noise = tf.random.stateless_normal([box, box, box], tf.constant([seed, 77], tf.int64))
-    k = tf.cast(fourier.fft_frequencies(box), tf.float32)
-    kx = tf.cast(tf.range(box // 2 + 1), tf.float32)
-    k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx[None, None, :] ** 2
-    filt = tf.exp(-2.0 * (3.14159265 * sigma / box) ** 2 * k2)
-    smooth = tf.signal.irfft3d(tf.signal.rfft3d(noise) * tf.cast(filt, tf.complex64),
-                               fft_length=[box] * 3)
+    smooth = _smooth_noise(box, seed, smoothness or box / 12.0)
     smooth = tf.nn.relu(smooth - tf.reduce_mean(smooth))
     smooth = smooth * support_mask(box, 0.8 * mask_radius)
     return smooth / (tf.reduce_max(smooth) + 1e-12)
+
+
+def random_basis_volumes(count, box, mask_radius, seed, scale):
+    """Smooth, signed, random starting basis volumes for Multi-CryoGAN.
+
+    With zero basis volumes every ``z`` gives the same volume, the simulated images do not depend
+    on ``z``, and the gradients reaching the coefficient network are zero: the generator first
+    learns the mean and only slowly (if ever) the variation. Small random deformation directions
+    break that symmetry from the first step.
+
+    Args:
+      count: ``K``; box: ``N``; mask_radius: support fraction; seed: int.
+      scale: largest absolute value of each volume (density units of the template).
+    Returns:
+      ``[K, N, N, N]`` float32.
+    """
+    volumes = []
+    for k in range(int(count)):
+        smooth = _smooth_noise(box, seed + 1000 * (k + 1), box / 12.0)
+        smooth = (smooth - tf.reduce_mean(smooth)) * support_mask(box, 0.8 * mask_radius)
+        volumes.append(smooth * (scale / (tf.reduce_max(tf.abs(smooth)) + 1e-12)))
+    return tf.stack(volumes)
 
 
 class ConformationGenerator(keras.Model):

@@ -27,7 +27,7 @@ from tfcryogan.physics import fourier, projector
 from tfcryogan.errors import InputError
 from tfcryogan.models.critic import build_critic
 from tfcryogan.models.generator import (ConformationGenerator, basis_count,
-                                        random_initial_volume)
+                                        random_basis_volumes, random_initial_volume)
 from tfcryogan.progress import Progress, format_duration
 from tfcryogan.training import strategy as strategy_lib
 from tfcryogan.training.cryogan import CryoGAN
@@ -161,7 +161,12 @@ class Trainer:
             z = tf.zeros([1, c.latent_dim])
             self.generator(z)
             self.ema_generator(z)
-            self.generator.template.assign(self._initial_volume())
+            template = self._initial_volume()
+            self.generator.template.assign(template)
+            if self.generator.n_basis:  # small random variation directions (symmetry breaking)
+                self.generator.basis.assign(random_basis_volumes(
+                    self.generator.n_basis, self.data.box,
+                    c.mask_radius, c.seed, 0.2 * float(tf.reduce_max(template)) or 0.2))
             for ema, w in zip(self.ema_generator.weights, self.generator.weights):
                 ema.assign(w)
             self.d_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,

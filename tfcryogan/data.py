@@ -1,10 +1,11 @@
 """Training input: a particle set as a ``tf.data`` pipeline.
 
 Images stay on disk (:class:`~tfcryogan.io.image_source.ImageSource` reads them by file offset):
-each step reads only its own batch, so peak memory does not grow with the number of particles (the metadata table, tens
-of bytes per particle, is what stays in RAM). Every draw comes from a NumPy generator seeded with
-``(seed, step)``: a resumed run continues with exactly the batches it would have seen, and every
-worker of a multi-worker run draws the same global batch and reads only its own slice of it.
+each step reads only its own batch, so peak memory does not grow with the number of particles
+(the metadata table, tens of bytes per particle, is what stays in RAM). Every draw comes from a
+NumPy generator seeded with ``(seed, step)``: a resumed run continues with exactly the batches it
+would have seen, and every worker of a multi-worker run draws the same global batch and reads only
+its own slice of it.
 """
 
 import dataclasses

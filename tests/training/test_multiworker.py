@@ -22,23 +22,29 @@ def free_ports(n):
     return ports
 
 
+def run_two_workers(command):
+    """Run ``command`` as workers 0 and 1 of a two-worker cluster on 127.0.0.1 (each with its
+    ``TF_CONFIG``); asserts both succeed and returns their ``(stdout, stderr)``."""
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen([sys.executable, *command], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    return outputs
+
+
 def test_two_workers_equal_one_process(tiny_dataset, tmp_path):
     star, _ = tiny_dataset
     script = os.path.join(HERE, "mirrored_run.py")
     one = subprocess.run([sys.executable, script, str(star), str(tmp_path / "one"), "1"],
                          capture_output=True, text=True, check=False)
     assert one.returncode == 0, one.stderr[-2000:]
-    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, script, str(star), str(tmp_path / "multi"), "1", "multiworker"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
+    outputs = run_two_workers([script, str(star), str(tmp_path / "multi"), "1", "multiworker"])
     assert "MultiWorkerMirroredStrategy, worker 0 of 2" in outputs[0][0]
     vol_one = np.load(tmp_path / "one" / "volume_raw.npy")
     vol_multi = np.load(tmp_path / "multi" / "volume_raw.npy")
@@ -57,20 +63,11 @@ def test_restarted_workers_resume_from_the_chiefs_checkpoint(tiny_dataset, tmp_p
     out = tmp_path / "run"
 
     def launch(max_steps):
-        workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
-        procs = []
-        for index in range(2):
-            env = dict(os.environ, TF_CONFIG=json.dumps(
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-            procs.append(subprocess.Popen(
-                [sys.executable, train, f"--particles={star}", f"--output_dir={out}",
-                 "--strategy=multiworker", "--batch_size=8", "--n_critic=2", "--summary_every=2",
-                 "--checkpoint_every=1", f"--max_steps={max_steps}"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        results = [p.communicate(timeout=300) for p in procs]
-        for p, (_, err) in zip(procs, results):
-            assert p.returncode == 0, err[-3000:]
-        return [err for _, err in results]
+        outputs = run_two_workers(
+            [train, f"--particles={star}", f"--output_dir={out}", "--strategy=multiworker",
+             "--batch_size=8", "--n_critic=2", "--summary_every=2", "--checkpoint_every=1",
+             f"--max_steps={max_steps}"])
+        return [err for _, err in outputs]
 
     launch(2)
     assert json.loads((out / "run.json").read_text())["step"] == 2

@@ -161,12 +161,12 @@ class Trainer:
             z = tf.zeros([1, c.latent_dim])
             self.generator(z)
             self.ema_generator(z)
-            template = self._initial_volume()
-            self.generator.template.assign(template)
-            if self.generator.n_basis:  # small random variation directions (symmetry breaking)
+            self.generator.template.assign(self._initial_volume())
+            if self.generator.n_basis:
+                # Small random variation directions (symmetry breaking): 0.2 of the starting
+                # template's maximum, which is 1 (or the template is zero).
                 self.generator.basis.assign(random_basis_volumes(
-                    self.generator.n_basis, self.data.box,
-                    c.mask_radius, c.seed, 0.2 * float(tf.reduce_max(template)) or 0.2))
+                    self.generator.n_basis, data.box, c.mask_radius, c.seed, 0.2))
             for ema, w in zip(self.ema_generator.weights, self.generator.weights):
                 ema.assign(w)
             self.d_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,

@@ -122,8 +122,11 @@ def define_train_flags():
                        "learned. Negative: one pixel.")
     flags.DEFINE_float("lowpass_start", 4.0,
                        "Initial Gaussian low-pass width (cycles per box) on the critic inputs; "
-                       "relaxed to none over --lowpass_steps. 0: no low-pass.")
-    flags.DEFINE_integer("lowpass_steps", 2000, "Steps over which the low-pass is relaxed.")
+                       "relaxed to none over the first --lowpass_fraction of the run. 0: no "
+                       "low-pass.")
+    flags.DEFINE_float("lowpass_fraction", 0.8,
+                       "Fraction of the run (--max_steps or --max_minutes, whichever first) over "
+                       "which the critic's low-pass is relaxed (coarse to fine).")
     flags.DEFINE_float("ema_decay", 0.995, "Decay of the moving average that gives volume.mrc.")
     flags.DEFINE_float("final_lr_fraction", 0.1,
                        "Learning rates decay (cosine) to this fraction of their initial values "

@@ -18,7 +18,7 @@ def main(star, out, replicas, strategy="auto"):
     data = data_lib.load_particles(star)
     config = loop.TrainConfig(output_dir=out, max_steps=1, batch_size=8, n_critic=2,
                               cpu_replicas=int(replicas), strategy=strategy, checkpoint_every=100,
-                              summary_every=100, lowpass_steps=10, seed=5)
+                              summary_every=100, lowpass_fraction=0.5, seed=5)
     trainer = loop.Trainer(config, data, log=lambda line: None)
     record = trainer.run()
     if not trainer.is_chief:

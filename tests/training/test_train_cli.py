@@ -12,7 +12,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "bin", "train")
-SMALL = ["--batch_size=8", "--n_critic=2", "--summary_every=2", "--lowpass_steps=10"]
+SMALL = ["--batch_size=8", "--n_critic=2", "--summary_every=2", "--lowpass_fraction=0.5"]
 
 
 def train(*args):

@@ -65,7 +65,9 @@ class CryoGAN(keras.Model):
       shift_std_px: initial standard deviation of the simulated particles' shifts (pixels); it is
         learned (reparametrised draws) when ``learn_shift`` is true.
       lowpass_start: initial Gaussian low-pass width (cycles per box) on the critic's inputs, relaxed
-        linearly to no filter at step ``lowpass_steps`` (coarse to fine); 0 disables it.
+        linearly to no filter when the run's progress (``lowpass_progress``, 0 to 1, set by the
+        training loop from its step and time budget) reaches ``lowpass_fraction`` (coarse to
+        fine); 0 disables it.
       generator_batches: the generator update uses this many critic batches' worth of simulated
         images (1 to ``n_critic + 1``; each with its own CTF rows), a less noisy gradient for
         the volume at little cost (no gradient penalty there).
@@ -77,7 +79,7 @@ class CryoGAN(keras.Model):
 
     def __init__(self, generator, critic, pixel_size, global_batch, ema_generator=None,
                  n_critic=4, gp_weight=10.0, noise_kind="white", noise_psd=None,
-                 shift_std_px=1.0, learn_shift=True, lowpass_start=4.0, lowpass_steps=2000,
+                 shift_std_px=1.0, learn_shift=True, lowpass_start=4.0, lowpass_fraction=0.8,
                  ema_decay=0.995, positivity_weight=10.0, generator_batches=1, seed=0,
                  **kwargs):
         super().__init__(**kwargs)
@@ -92,7 +94,7 @@ class CryoGAN(keras.Model):
         self.noise_kind = noise_kind
         self.noise_psd = None if noise_psd is None else tf.constant(noise_psd, tf.float32)
         self.lowpass_start = float(lowpass_start)
-        self.lowpass_steps = int(lowpass_steps)
+        self.lowpass_fraction = float(lowpass_fraction)
         self.ema_decay = float(ema_decay)
         self.positivity_weight = float(positivity_weight)
         self.generator_batches = max(1, min(int(generator_batches), self.n_critic + 1))
@@ -113,6 +115,10 @@ class CryoGAN(keras.Model):
                                     trainable=bool(learn_shift))
         self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", name="step",
                                     trainable=False)
+        # How far the run is (0 to 1, by steps or wall-clock budget), set by the training loop
+        # before each step (the same value on every worker); drives the low-pass schedule.
+        self.lowpass_progress = self.add_weight(shape=(), initializer="zeros",
+                                                name="lowpass_progress", trainable=False)
 
     SCALAR_SPEED = 10.0
 
@@ -145,17 +151,23 @@ class CryoGAN(keras.Model):
             extra.append(self.shift_std_raw)
         return self.generator.trainable_variables + extra
 
-    def lowpass_sigma(self, step):
-        """Width (cycles per box) of the critic's input low-pass at ``step``; 0 = none."""
-        if self.lowpass_start <= 0 or self.lowpass_steps <= 0:
+    def lowpass_sigma(self):
+        """Width (cycles per box) of the critic's input low-pass at the current progress: from
+        ``lowpass_start`` linearly to ``N / 2`` at progress ``lowpass_fraction``, then none (0).
+
+        Relaxing it over most of the run (not a fixed number of steps) matters: a random start
+        finds the right low-resolution shape only slowly, and the fine details are learned well
+        only on top of it (betagal, box 32, 5 minutes: FSC 0.5 at 0.41 of Nyquist with the filter
+        gone after 2,000 of 5,100 steps, 0.53 with it gone after 4,000)."""
+        if self.lowpass_start <= 0 or self.lowpass_fraction <= 0:
             return tf.constant(0.0)
-        t = tf.cast(step, tf.float32) / float(self.lowpass_steps)
+        t = self.lowpass_progress.value / self.lowpass_fraction
         sigma = self.lowpass_start + t * (self.box / 2.0 - self.lowpass_start)
         return tf.where(t < 1.0, sigma, 0.0)
 
-    def preprocess(self, images, step):
+    def preprocess(self, images):
         """What the critic sees: low-passed (per the schedule), per-image normalised images."""
-        return normalize_images(gaussian_lowpass(images, self.lowpass_sigma(step)))
+        return normalize_images(gaussian_lowpass(images, self.lowpass_sigma()))
 
     def simulate(self, ctf, seed, patches=None, generator=None, spectrum=None,
                  global_batch=None):
@@ -219,9 +231,9 @@ class CryoGAN(keras.Model):
         # Critic updates: real vs simulated, with the gradient penalty.
         for i in range(self.n_critic):
             draw, mix = tf.unstack(tf.random.experimental.stateless_split(seeds[i], 2))
-            real = self.preprocess(data["real"][:, i], step)
+            real = self.preprocess(data["real"][:, i])
             fake = self.preprocess(
-                self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum), step)
+                self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum))
             fake = tf.stop_gradient(fake)
             epsilon = replica_slice(tf.random.stateless_uniform([g], mix), g)
             with tf.GradientTape() as tape:
@@ -246,7 +258,7 @@ class CryoGAN(keras.Model):
                                      [-1, self.box, self.box])
         with tf.GradientTape() as tape:
             fake = self.preprocess(
-                self.simulate(ctf, seeds[self.n_critic], gen_patches, global_batch=g * k), step)
+                self.simulate(ctf, seeds[self.n_critic], gen_patches, global_batch=g * k))
             g_loss = losses.generator_loss(self.critic(fake, training=True), g * k)
             if self.generator.latent_dim:
                 # Keep generated densities non-negative (the template is clipped; its

@@ -62,7 +62,7 @@ class TrainConfig:
     shift_std_A: float = -1.0
     learn_shift: bool = True
     lowpass_start: float = 4.0
-    lowpass_steps: int = 2000
+    lowpass_fraction: float = 0.8
     ema_decay: float = 0.995
     final_lr_fraction: float = 0.1
     seed: int = 0
@@ -155,7 +155,7 @@ class Trainer:
                 ema_generator=self.ema_generator, n_critic=c.n_critic, gp_weight=c.gp_weight,
                 noise_kind=c.noise, noise_psd=noise_psd,
                 shift_std_px=shift_std / data.pixel_size, learn_shift=c.learn_shift,
-                lowpass_start=c.lowpass_start, lowpass_steps=c.lowpass_steps,
+                lowpass_start=c.lowpass_start, lowpass_fraction=c.lowpass_fraction,
                 ema_decay=c.ema_decay, positivity_weight=c.positivity_weight,
                 generator_batches=c.generator_batches, seed=c.seed)
             z = tf.zeros([1, c.latent_dim])
@@ -259,30 +259,37 @@ class Trainer:
 
         return step_fn
 
-    def _set_learning_rates(self, progress):
-        """Cosine decay of both learning rates from their initial values to
-        ``final_lr_fraction`` of them as the run (steps or wall-clock budget) progresses."""
+    def _set_schedules(self, progress):
+        """Set what follows the run's progress (0 to 1): the cosine decay of both learning rates
+        from their initial values to ``final_lr_fraction`` of them, and the critic's low-pass."""
         c = self.config
+        progress = min(max(progress, 0.0), 1.0)
         f = c.final_lr_fraction + (1.0 - c.final_lr_fraction) * 0.5 * (
-            1.0 + np.cos(np.pi * min(max(progress, 0.0), 1.0)))
+            1.0 + np.cos(np.pi * progress))
         self.d_optimizer.learning_rate.assign(c.critic_lr * f)
         self.g_optimizer.learning_rate.assign(c.generator_lr * f)
+        self.model.lowpass_progress.assign(progress)
 
-    def _any_worker(self, flag):
-        """True when ``flag`` is true on any worker: the workers of a multi-worker run must stop
-        at the same step (their clocks differ), so the decision goes through a collective."""
+    def _agree(self, progress, out_of_time):
+        """The run's progress and stop decision, the same on every worker.
+
+        The workers of a multi-worker run have their own clocks: a schedule driven by the
+        wall-clock budget would differ between them (their mirrored weights would drift apart)
+        and they must stop at the same step. So both go through one collective: the mean
+        progress, and stop when any worker is out of time. Returns ``(progress, out_of_time)``."""
         if self.num_workers == 1:
-            return bool(flag)
-        if not hasattr(self, "_any_fn"):
+            return float(progress), bool(out_of_time)
+        if not hasattr(self, "_agree_fn"):
             strategy = self.strategy
 
             @tf.function
-            def any_fn(value):
-                per_replica = strategy.run(lambda v: tf.identity(v), args=(value,))
-                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            def agree_fn(values):
+                per_replica = strategy.run(lambda v: tf.identity(v), args=(values,))
+                return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
-            self._any_fn = any_fn
-        return bool(self._any_fn(tf.constant(1.0 if flag else 0.0, tf.float32)) > 0)
+            self._agree_fn = agree_fn
+        mean = self._agree_fn(tf.constant([progress, 1.0 if out_of_time else 0.0], tf.float32))
+        return float(mean[0]), bool(mean[1] > 0)
 
     def dataset(self, start_step):
         """The distributed input: each worker's pipeline reads only its replicas' slices of the
@@ -362,9 +369,8 @@ class Trainer:
         per_replica = self.strategy.experimental_local_results(batch["real"])[0]
         ctf = self.strategy.experimental_local_results(batch["ctf"])[0]
         k = min(8, per_replica.shape[0])
-        step = self.model.step.value
-        real = self.model.preprocess(per_replica[:k, 0], step)
-        fake = self.model.preprocess(self._simulate_local(ctf[:k, 0]), step)
+        real = self.model.preprocess(per_replica[:k, 0])
+        fake = self.model.preprocess(self._simulate_local(ctf[:k, 0]))
         rows = [tf.concat(tf.unstack(x), axis=1) for x in (real, fake)]
         grid = tf.concat(rows, axis=0)
         grid = (grid - tf.reduce_min(grid)) / (tf.reduce_max(grid) - tf.reduce_min(grid) + 1e-8)
@@ -400,13 +406,18 @@ class Trainer:
         self.log(f"training on {len(self.data)} particles ({self.data.box} px, "
                  f"{self.data.pixel_size:.3f} A/px), {self.strategy_text}, batch {c.batch_size}, "
                  f"{c.n_critic} critic steps per volume step")
-        progress = Progress(c.max_steps, "train", unit="step", start=start, budget=budget)
+        bar = Progress(c.max_steps, "train", unit="step", start=start, budget=budget)
         step, metrics = start, {}
         stopped_by_time = False
         while step < c.max_steps:
-            self._set_learning_rates(max(step / c.max_steps,
-                                         (time.monotonic() - t0 + previous_wall) /
-                                         (budget + previous_wall)))
+            elapsed = time.monotonic() - t0
+            progress, out_of_time = self._agree(
+                max(step / c.max_steps, (elapsed + previous_wall) / (budget + previous_wall)),
+                elapsed >= budget)
+            if out_of_time:
+                stopped_by_time = True
+                break
+            self._set_schedules(progress)
             batch = next(iterator)
             metrics = {k: float(v) for k, v in step_fn(batch).items()}
             step += 1
@@ -419,12 +430,8 @@ class Trainer:
             if step % c.checkpoint_every == 0:
                 self.manager.save(checkpoint_number=step)
                 self.write_outputs(step, previous_wall + time.monotonic() - t0, metrics)
-            elapsed = time.monotonic() - t0
-            progress.update(step, extra=f"W={metrics['wasserstein']:.3f}")
-            if self._any_worker(elapsed >= budget):
-                stopped_by_time = True
-                break
-        progress.close()
+            bar.update(step, extra=f"W={metrics['wasserstein']:.3f}")
+        bar.close()
         self.manager.save(checkpoint_number=step)
         wall = previous_wall + time.monotonic() - t0
         record = self.write_outputs(step, wall, metrics, final=True)

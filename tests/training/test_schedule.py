@@ -1,0 +1,59 @@
+"""The coarse-to-fine schedule: the critic's low-pass follows the run's progress (a fraction of
+the run, whatever its length in steps), and the learning rates decay with it."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcryogan.models.critic import build_critic
+from tfcryogan.models.generator import ConformationGenerator
+from tfcryogan.training.cryogan import CryoGAN, gaussian_lowpass
+
+
+def make_model(**kwargs):
+    generator = ConformationGenerator(16)
+    generator(tf.zeros([1, 0]))
+    return CryoGAN(generator, build_critic(16), pixel_size=5.0, global_batch=4, **kwargs)
+
+
+def test_lowpass_relaxes_linearly_over_the_given_fraction_of_the_run():
+    model = make_model(lowpass_start=2.0, lowpass_fraction=0.5)
+    sigmas = []
+    for progress in (0.0, 0.25, 0.49, 0.5, 0.9):
+        model.lowpass_progress.assign(progress)
+        sigmas.append(float(model.lowpass_sigma()))
+    # From 2 cycles per box to N / 2 = 8 at half of the run, then no filter at all.
+    np.testing.assert_allclose(sigmas[:3], [2.0, 5.0, 2.0 + 0.98 * 6.0], rtol=1e-5)
+    assert sigmas[3:] == [0.0, 0.0]
+    disabled = make_model(lowpass_start=0.0)
+    assert float(disabled.lowpass_sigma()) == 0.0
+
+
+def test_preprocess_removes_fine_detail_early_and_keeps_it_late():
+    model = make_model(lowpass_start=2.0, lowpass_fraction=0.8)
+    x = np.indices((16, 16)).sum(0) % 2 * 2.0 - 1.0  # a Nyquist checkerboard
+    coarse = np.exp(-((np.indices((16, 16)) - 8.0) ** 2).sum(0) / 20.0)
+    images = tf.constant(np.stack([x, coarse]).astype(np.float32))
+    model.lowpass_progress.assign(0.0)
+    early = gaussian_lowpass(images, model.lowpass_sigma()).numpy()
+    model.lowpass_progress.assign(0.9)
+    late = gaussian_lowpass(images, model.lowpass_sigma()).numpy()
+    assert np.abs(early[0]).max() < 1e-3  # the checkerboard is gone
+    assert np.corrcoef(early[1].ravel(), coarse.ravel())[0, 1] > 0.99  # the blob is kept
+    np.testing.assert_allclose(late, images.numpy(), atol=1e-5)
+
+
+def test_trainer_sets_learning_rates_and_lowpass_from_progress(tiny_dataset, tmp_path):
+    from tfcryogan import data as data_lib
+    from tfcryogan.training import loop
+    star, _ = tiny_dataset
+    config = loop.TrainConfig(output_dir=str(tmp_path), batch_size=4, n_critic=1,
+                              critic_lr=1e-3, generator_lr=2e-3, final_lr_fraction=0.1)
+    trainer = loop.Trainer(config, data_lib.load_particles(star), log=lambda line: None)
+    trainer._set_schedules(0.5)  # pylint: disable=protected-access
+    assert float(trainer.model.lowpass_progress) == pytest.approx(0.5)
+    assert float(trainer.d_optimizer.learning_rate) == pytest.approx(1e-3 * 0.55)
+    assert float(trainer.g_optimizer.learning_rate) == pytest.approx(2e-3 * 0.55)
+    trainer._set_schedules(1.0)  # pylint: disable=protected-access
+    assert float(trainer.g_optimizer.learning_rate) == pytest.approx(2e-3 * 0.1)
+    assert trainer._agree(0.3, False) == (pytest.approx(0.3), False)  # one worker: as is

@@ -125,8 +125,9 @@ def define_train_flags():
                        "relaxed to none over the first --lowpass_fraction of the run. 0: no "
                        "low-pass.")
     flags.DEFINE_float("lowpass_fraction", 0.8,
-                       "Fraction of the run (--max_steps or --max_minutes, whichever first) over "
-                       "which the critic's low-pass is relaxed (coarse to fine).")
+                       "Fraction of the run (by --max_steps or the --max_minutes budget, "
+                       "whichever is further along, as for the learning rates) over which the "
+                       "critic's low-pass is relaxed (coarse to fine).")
     flags.DEFINE_float("ema_decay", 0.995, "Decay of the moving average that gives volume.mrc.")
     flags.DEFINE_float("final_lr_fraction", 0.1,
                        "Learning rates decay (cosine) to this fraction of their initial values "

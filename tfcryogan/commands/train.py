@@ -66,7 +66,8 @@ def run(f):
         critic_channels=f.critic_channels, symmetry=f.symmetry, latent_dim=f.latent_dim,
         n_basis=f.n_basis, mask_radius=f.mask_radius, initial_volume=f.initial_volume,
         noise=f.noise, shift_std_A=f.shift_std_A, lowpass_start=f.lowpass_start,
-        lowpass_fraction=f.lowpass_fraction, mixed_precision=f.mixed_precision, ema_decay=f.ema_decay,
+        lowpass_fraction=f.lowpass_fraction, mixed_precision=f.mixed_precision,
+        ema_decay=f.ema_decay,
         final_lr_fraction=f.final_lr_fraction, seed=f.seed, strategy=f.strategy,
         cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every, summary_every=f.summary_every,
         flags={k: v for k, v in f.flag_values_dict().items() if not k.startswith("help")

@@ -12,17 +12,21 @@ and prints (b)/(a) and (c)/(a).
 Part 2 (--part=coverage): a continuous conformational change with ground truth: adenylate kinase
 frames made by interpolating the closed and open structures (../shared/data/adk, same atoms in the
 same order), a data set with CTFs and noise (bin/simulate, each particle a random frame), bin/train
---latent_dim, bin/export, bin/sample; every sample is aligned once to the middle frame, then
-bin/evaluate --no_align gives each sample's best frame (precision) and each frame's best sample
-(recall) at FSC 0.5 within --threshold_A.
+--latent_dim, bin/export, bin/sample; the samples' mean is aligned once to the middle frame and
+every sample moved by that one transformation, then bin/evaluate --no_align gives each sample's best
+frame (precision) and each frame's best sample (recall) at FSC 0.5 within --threshold_A, and a least
+squares fit (to the frames blurred as much as fits best) places each sample on the line from the
+first frame (0) to the last (1).
 
   python bench/multi.py --part=cost [--box=64] [--batch=32]
   python bench/multi.py --part=coverage --box=32 [--minutes=15] [--threshold_A=20]
+      [--train_flags="--generator_batches=5 ..."] [--evaluate_only [--samples_dir=DIR]]
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -172,47 +176,104 @@ def adk_frames(folder, count, box, pixel, resolution):
     return paths
 
 
+def spread(volumes):
+    """How much a set of volumes varies: rms deviation from their mean over the rms of the mean."""
+    v = np.stack([np.asarray(x, np.float64) for x in volumes])
+    mean = v.mean(0)
+    return float(np.sqrt(((v - mean) ** 2).mean()) / np.sqrt((mean ** 2).mean()))
+
+
+def gaussian_blur(volume, sigma):
+    """``volume`` convolved with a Gaussian of ``sigma`` voxels (periodic, by FFT)."""
+    if sigma <= 0:
+        return np.asarray(volume, np.float64)
+    k = [np.fft.fftfreq(n) for n in volume.shape]
+    k2 = k[0][:, None, None] ** 2 + k[1][None, :, None] ** 2 + k[2][None, None, :] ** 2
+    return np.real(np.fft.ifftn(np.fft.fftn(volume) * np.exp(-2.0 * (np.pi * sigma) ** 2 * k2)))
+
+
+def motion_coordinate(volume, start, end, blurs=np.arange(0.0, 3.01, 0.25)):
+    """Where ``volume`` lies on the line from ``start`` (0) to ``end`` (1).
+
+    Least squares ``volume ~ a * G(start + t * (end - start)) + b`` (any density scale and offset),
+    where ``G`` is the Gaussian blur (sigma in ``blurs``, voxels) that fits best: a reconstruction
+    is blurrier than the frames, and fitting it to sharp frames pulls ``t`` towards the middle
+    (frames 0 and 9 themselves, blurred by 1.5 voxels, land at 0.20 and 0.74)."""
+    y = np.asarray(volume, np.float64).ravel()
+    best = None
+    for sigma in blurs:
+        s0, d = gaussian_blur(start, sigma).ravel(), gaussian_blur(end - start, sigma).ravel()
+        design = np.stack([s0, d, np.ones_like(d)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        residual = float(np.sum((design @ coef - y) ** 2))
+        if best is None or residual < best[0]:
+            best = (residual, float(coef[1] / coef[0]))
+    return best[1]
+
+
+def align_samples(sample_dir, reference, out_dir, pixel):
+    """Align the samples' mean volume to ``reference`` and move every sample by that one rigid
+    transformation (rotation, hand, shift), writing them to ``out_dir``; returns their names.
+
+    The samples share the generator's frame of reference as the frames share theirs: one
+    transformation relates the two. Aligning each sample on its own would rotate open and closed
+    samples towards the reference conformation, moving them along the motion."""
+    from tfcryogan import io
+    from tfcryogan.evaluation import align
+    names = sorted(p for p in os.listdir(sample_dir) if p.startswith("sample_"))
+    volumes = [io.read_volume(os.path.join(sample_dir, n))[0] for n in names]
+    found = align.align(np.mean(volumes, axis=0), reference)
+    matrix = found.matrix @ align.MIRROR if found.flipped else found.matrix
+    n = reference.shape[0]
+    os.makedirs(out_dir, exist_ok=True)
+    for name, vol in zip(names, volumes):  # 2x oversampled rotation, as align() does
+        moved = align.fourier_resample(
+            align.rotate_volume(align.fourier_resample(vol, 2 * n), matrix,
+                                2 * found.shift_voxels), n).numpy()
+        io.write_volume(os.path.join(out_dir, name), moved, pixel)
+    return names
+
+
 def coverage(args):
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
     work = os.path.join(args.work, "coverage")
     frames = os.path.join(work, "frames")
     star = os.path.join(work, "particles.star")
-    py = sys.executable
-    if not os.path.exists(star):
-        adk_frames(frames, args.frames, args.box, args.pixel, 2.5 * args.pixel)
-        subprocess.run([py, os.path.join(ROOT, "bin", "simulate"), f"--volume={frames}",
-                        f"--n_particles={args.n}", f"--snr_db={args.snr_db}", "--shift_std_A=2",
-                        "--ctf_from=" + os.path.join(SHARED, "betagal",
-                                                     "empiar10061_ctf_per_micrograph.txt"),
-                        f"--output={star}"], check=True)
-    run_dir = os.path.join(work, "run")
-    subprocess.run([py, os.path.join(ROOT, "bin", "train"), f"--particles={star}",
-                    f"--output_dir={run_dir}", f"--latent_dim={args.latent}",
-                    f"--max_minutes={args.minutes}", "--restart", *args.train_flags.split()],
-                   check=True)
-    export_dir = os.path.join(work, "export", "adk")
-    subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
-                    f"--export_dir={export_dir}"], check=True)
-    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
     samples = os.path.join(work, "samples")
-    subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
-                    f"--model={os.path.join(export_dir, str(version))}", f"--n={args.samples}",
-                    f"--output_dir={samples}", "--traverse"], check=True)
-    # A pose-free map is defined up to a rotation, reflection and shift: align every sample once
+    py = sys.executable
+    if not args.evaluate_only:
+        if not os.path.exists(star):
+            adk_frames(frames, args.frames, args.box, args.pixel, 2.5 * args.pixel)
+            subprocess.run([py, os.path.join(ROOT, "bin", "simulate"), f"--volume={frames}",
+                            f"--n_particles={args.n}", f"--snr_db={args.snr_db}",
+                            "--shift_std_A=2", "--ctf_from=" + os.path.join(
+                                SHARED, "betagal", "empiar10061_ctf_per_micrograph.txt"),
+                            f"--output={star}"], check=True)
+        run_dir = os.path.join(work, "run")
+        subprocess.run([py, os.path.join(ROOT, "bin", "train"), f"--particles={star}",
+                        f"--output_dir={run_dir}", f"--latent_dim={args.latent}",
+                        f"--max_minutes={args.minutes}", "--restart",
+                        *args.train_flags.split()], check=True)
+        export_dir = os.path.join(work, "export", "adk")
+        subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
+                        f"--export_dir={export_dir}"], check=True)
+        version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
+        subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
+                        f"--model={os.path.join(export_dir, str(version))}",
+                        f"--n={args.samples}", f"--output_dir={samples}", "--traverse"],
+                       check=True)
+    elif args.samples_dir:
+        samples = args.samples_dir
+    # A pose-free map is defined up to a rotation, reflection and shift: align the samples once
     # to the middle frame (the frames share one frame of reference), then compare with all frames.
     from tfcryogan import io
-    from tfcryogan.evaluation import align, fsc
+    from tfcryogan.evaluation import fsc
     frame_paths = sorted(p for p in os.listdir(frames) if p.endswith(".mrc"))
     vols = [io.read_volume(os.path.join(frames, p))[0] for p in frame_paths]
-    middle = vols[len(vols) // 2]
     aligned = os.path.join(work, "aligned")
-    os.makedirs(aligned, exist_ok=True)
-    sample_paths = sorted(p for p in os.listdir(samples) if p.startswith("sample_"))
-    for name in sample_paths:
-        vol, _ = io.read_volume(os.path.join(samples, name))
-        io.write_volume(os.path.join(aligned, name), align.align(vol, middle).aligned_volume,
-                        args.pixel)
+    shutil.rmtree(aligned, ignore_errors=True)
+    sample_paths = align_samples(samples, vols[len(vols) // 2], aligned, args.pixel)
     evaluation = os.path.join(work, "evaluation")
     subprocess.run([py, os.path.join(ROOT, "bin", "evaluate"), f"--map={aligned}",
                     f"--references={frames}", "--no_align", f"--output_dir={evaluation}",
@@ -223,6 +284,7 @@ def coverage(args):
     for k in range(1, len(vols)):
         curve = fsc.fsc(vols[0], vols[k]).numpy()
         gaps.append(fsc.resolution(curve, args.box, args.pixel, 0.5)[0])
+    sample_vols = [io.read_volume(os.path.join(samples, n))[0] for n in sample_paths]
     best = sorted(int(np.argmin(row)) for row in result["resolution_matrix_A"])
     recalled = [j for j, row in enumerate(result["per_reference"]) if row["matched"]]
     print(f"adenylate kinase closed -> open in {len(vols)} frames, box {args.box}, "
@@ -230,6 +292,12 @@ def coverage(args):
           f"{args.minutes:g} min of training, latent dim {args.latent}")
     print("  how far the frames are from frame 0 (FSC 0.5): " +
           ", ".join(f"{k + 1}: {g:.1f} A" for k, g in enumerate(gaps)))
+    print(f"  spread (rms deviation from the mean volume / rms of the mean): samples "
+          f"{spread(sample_vols):.0%}, frames {spread(vols):.0%}")
+    t = sorted(motion_coordinate(io.read_volume(os.path.join(aligned, n))[0], vols[0], vols[-1])
+               for n in sample_paths)
+    print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "
+          "after alignment): " + " ".join(f"{x:.2f}" for x in t))
     print(f"  best frame of each of the {len(best)} samples: {best}")
     print(f"  frames matched (a sample within {args.threshold_A:g} A at FSC 0.5): {recalled}")
     print(f"  precision {result['precision']:.2f}, recall {result['recall']:.2f} "
@@ -253,6 +321,10 @@ def main():
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--threshold_A", type=float, default=20.0)
     parser.add_argument("--train_flags", default="")
+    parser.add_argument("--evaluate_only", action="store_true",
+                        help="coverage: only score the samples already in WORK/coverage/samples "
+                        "(or --samples_dir)")
+    parser.add_argument("--samples_dir", default="")
     args = parser.parse_args()
     (cost if args.part == "cost" else coverage)(args)
 

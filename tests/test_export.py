@@ -27,13 +27,31 @@ def exported(tiny_dataset, tmp_path_factory):
     run_dir = folder / "run"
     run(sys.executable, os.path.join(BIN, "train"), f"--particles={star}",
         f"--output_dir={run_dir}", "--latent_dim=2", "--max_steps=3", "--batch_size=8",
-        "--n_critic=1", "--checkpoint_every=3", "--generator_lr=0.05")
+        "--n_critic=1", "--checkpoint_every=3", "--generator_lr=0.05", "--positivity_weight=5")
     run(sys.executable, os.path.join(BIN, "export"), f"--run_dir={run_dir}",
         f"--export_dir={folder / 'export' / 'tiny'}")
     second = run(sys.executable, os.path.join(BIN, "export"), f"--run_dir={run_dir}",
                  f"--export_dir={folder / 'export' / 'tiny'}")
     assert "tiny/2" in second.stdout
     return folder
+
+
+def test_run_record_has_the_multi_cryogan_settings_and_spread(exported):
+    """A Multi-CryoGAN run uses all n_critic + 1 batches for the generator by default and records
+    the generator's conformational spread (non-zero: the random starting basis)."""
+    with open(exported / "run" / "run.json", encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["settings"]["generator_batches"] == 2  # --n_critic=1
+    assert record["settings"]["positivity_weight"] == 5.0
+    assert 0.0 < record["figures"]["conformation_spread"] < 5.0
+
+
+def test_generator_batch_count():
+    from tfcryogan.training.cryogan import generator_batch_count
+    assert generator_batch_count(-1, 0, 4) == 1  # CryoGAN
+    assert generator_batch_count(-1, 2, 4) == 5  # Multi-CryoGAN: every batch drawn for the step
+    assert generator_batch_count(3, 2, 4) == 3
+    assert generator_batch_count(9, 0, 4) == 5  # at most n_critic + 1 (the CTF rows drawn)
 
 
 def test_serving_layout_and_models_config(exported):

@@ -56,6 +56,10 @@ class GeneratorModule(tf.Module):
                 self.layers.append((tf.Variable(kernel, trainable=False, name=f"kernel{i}"),
                                     tf.Variable(bias, trainable=False, name=f"bias{i}"),
                                     layer.get_config()["activation"]))
+            mean, inverse_std = generator.coefficient_normalization()
+            self.coefficient_mean = tf.Variable(mean, trainable=False, name="coefficient_mean")
+            self.coefficient_scale = tf.Variable(inverse_std, trainable=False,
+                                                 name="coefficient_inverse_std")
         self.voxel_size = tf.Variable(float(voxel_size), trainable=False, name="voxel_size")
         self.box = tf.Variable(self.n, trainable=False, name="box")
         self.latent_dim = tf.Variable(self.d, trainable=False, name="latent_dim")
@@ -86,8 +90,8 @@ class GeneratorModule(tf.Module):
                 h = tf.tanh(h)
             elif activation not in ("linear", None):
                 raise ValueError(f"unsupported activation {activation}")
-        if self.layers:
-            out = tf.concat([out, h], axis=1)
+        if self.layers:  # standardised as the generator's (fixed after training)
+            out = tf.concat([out, (h - self.coefficient_mean) * self.coefficient_scale], axis=1)
         return out
 
     def _volumes(self, z):

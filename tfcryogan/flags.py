@@ -94,9 +94,11 @@ def define_train_flags():
                        "outputs written.")
     flags.DEFINE_integer("batch_size", 32, "Global batch (images per critic and volume update).")
     flags.DEFINE_integer("n_critic", 4, "Critic updates per volume update.")
-    flags.DEFINE_integer("generator_batches", 1,
+    flags.DEFINE_integer("generator_batches", -1,
                          "The volume update uses this many batches of simulated images (1 to "
-                         "n_critic + 1): a less noisy gradient for little extra time.")
+                         "n_critic + 1): a less noisy gradient for little extra time. -1: 1 for "
+                         "CryoGAN, n_critic + 1 for Multi-CryoGAN (--latent_dim > 0), whose "
+                         "conformational spread needs it.")
     flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight (per-image norm).")
     flags.DEFINE_float("critic_lr", 3e-4, "Critic Adam learning rate.")
     flags.DEFINE_float("generator_lr", 3e-3, "Volume/generator Adam learning rate.")
@@ -108,6 +110,12 @@ def define_train_flags():
     flags.DEFINE_integer("n_basis", -1,
                          "Multi-CryoGAN: basis volumes besides the template (each adds one 3D "
                          "transform per step and its share of every slice); -1: latent_dim + 1.")
+    flags.DEFINE_float("positivity_weight", 10.0,
+                       "Multi-CryoGAN: weight of the penalty on negative density in generated "
+                       "volumes (the template itself is clipped at 0).")
+    flags.DEFINE_float("basis_start_scale", 0.2,
+                       "Multi-CryoGAN: largest value of the random starting basis volumes, as a "
+                       "fraction of the starting template's maximum (the initial spread).")
     flags.DEFINE_float("mask_radius", 0.45, "Support sphere radius as a fraction of the box.")
     flags.DEFINE_string("initial_volume", "random",
                         "Starting density: 'random' (smooth random, asymmetric), 'zero', or a map "

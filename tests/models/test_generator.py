@@ -64,3 +64,43 @@ def test_random_basis_volumes_break_the_latent_symmetry():
     gen.basis.assign(basis)
     volumes = gen(np.random.default_rng(0).normal(size=(2, 2)).astype(np.float32)).numpy()
     assert np.abs(volumes[0] - volumes[1]).max() > 1e-3
+
+
+def test_spread_measures_how_much_the_volumes_differ():
+    """0 for CryoGAN and for a collapsed generator (zero basis); for a generator whose volumes are
+    template +- basis it is rms(basis * c) / rms(template), computed here independently."""
+    gen = ConformationGenerator(12, latent_dim=1, mask_radius=0.5, n_basis=1)
+    z = tf.constant([[-1.0], [1.0], [0.3]])
+    gen(z)
+    rng = np.random.default_rng(2)
+    template = rng.random((12, 12, 12)).astype(np.float32)
+    gen.template.assign(template)
+    assert float(gen.spread(z)) < 1e-6  # zero basis: every z gives the template
+    assert float(ConformationGenerator(12).spread(tf.zeros([3, 0]))) == 0.0
+    gen.basis.assign(rng.normal(size=(1, 12, 12, 12)).astype(np.float32))
+    vols = gen(z).numpy()
+    mean = vols.mean(0)
+    expected = np.sqrt(((vols - mean) ** 2).mean() / (mean ** 2).mean())
+    assert expected > 0.1
+    np.testing.assert_allclose(float(gen.spread(z)), expected, rtol=1e-4)
+
+
+
+def test_coefficients_are_standardised_and_scale_free():
+    """The basis coefficients have zero mean and unit variance over codes z ~ N(0, I), whatever the
+    scale and offset of the MLP's outputs: shrinking the MLP's last layer (the collapse seen in
+    training) leaves the volumes unchanged, so the spread lives in the basis volumes alone."""
+    keras.utils.set_random_seed(0)
+    gen = ConformationGenerator(12, latent_dim=2, mask_radius=0.4, n_basis=3)
+    z = tf.random.stateless_normal([4096, 2], [5, 6])
+    gen(z[:1])
+    c = gen.coefficients(z).numpy()[:, 1:]
+    np.testing.assert_allclose(c.mean(0), 0.0, atol=0.08)
+    np.testing.assert_allclose(c.std(0), 1.0, atol=0.08)
+    rng = np.random.default_rng(3)
+    gen.basis.assign(rng.normal(size=(3, 12, 12, 12)).astype(np.float32))
+    before = gen(z[:8]).numpy()
+    last = gen.coefficient_net.layers[-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([0.1 * kernel, bias + 3.0])
+    np.testing.assert_allclose(gen(z[:8]).numpy(), before, rtol=1e-2, atol=1e-2)

@@ -64,12 +64,14 @@ def run(f):
         batch_size=f.batch_size, n_critic=f.n_critic, generator_batches=f.generator_batches,
         gp_weight=f.gp_weight, critic_lr=f.critic_lr, generator_lr=f.generator_lr,
         critic_channels=f.critic_channels, symmetry=f.symmetry, latent_dim=f.latent_dim,
-        n_basis=f.n_basis, mask_radius=f.mask_radius, initial_volume=f.initial_volume,
+        n_basis=f.n_basis, positivity_weight=f.positivity_weight,
+        basis_start_scale=f.basis_start_scale, mask_radius=f.mask_radius,
+        initial_volume=f.initial_volume,
         noise=f.noise, shift_std_A=f.shift_std_A, lowpass_start=f.lowpass_start,
         lowpass_fraction=f.lowpass_fraction, mixed_precision=f.mixed_precision,
-        ema_decay=f.ema_decay,
-        final_lr_fraction=f.final_lr_fraction, seed=f.seed, strategy=f.strategy,
-        cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every, summary_every=f.summary_every,
+        ema_decay=f.ema_decay, final_lr_fraction=f.final_lr_fraction, seed=f.seed,
+        strategy=f.strategy, cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every,
+        summary_every=f.summary_every,
         flags={k: v for k, v in f.flag_values_dict().items() if not k.startswith("help")
                and k in _TRAIN_FLAG_NAMES})
     trainer = loop.Trainer(config, data, ground_truth=ground_truth, patches=patches, log=log)
@@ -92,8 +94,8 @@ def run(f):
 _TRAIN_FLAG_NAMES = {
     "particles", "output_dir", "max_steps", "max_minutes", "batch_size", "n_critic",
     "generator_batches", "gp_weight", "critic_lr", "generator_lr", "critic_channels", "symmetry",
-    "latent_dim", "n_basis", "mask_radius", "initial_volume", "mixed_precision", "box",
-    "invert_contrast", "shift_std_A", "lowpass_start", "lowpass_fraction", "ema_decay",
-    "final_lr_fraction",
-    "ground_truth", "strategy", "cpu_replicas", "checkpoint_every", "summary_every", "noise",
-    "noise_from", "seed", "demo_particles", "demo_box", "demo_snr_db"}
+    "latent_dim", "n_basis", "positivity_weight", "basis_start_scale", "mask_radius",
+    "initial_volume", "mixed_precision", "box", "invert_contrast", "shift_std_A", "lowpass_start",
+    "lowpass_fraction", "ema_decay", "final_lr_fraction", "ground_truth", "strategy",
+    "cpu_replicas", "checkpoint_every", "summary_every", "noise", "noise_from", "seed",
+    "demo_particles", "demo_box", "demo_snr_db"}

@@ -47,6 +47,21 @@ def gaussian_lowpass(images, sigma_k):
     return tf.signal.irfft2d(spectra, fft_length=[box, box])
 
 
+def generator_batch_count(generator_batches, latent_dim, n_critic):
+    """Critic batches' worth of simulated images in each generator update: ``generator_batches``
+    clipped to ``[1, n_critic + 1]``, or when it is < 1 the default: 1 for CryoGAN
+    (``latent_dim == 0``), ``n_critic + 1`` for Multi-CryoGAN.
+
+    Why Multi-CryoGAN uses them all: the gradient that spreads the conformations is a correlation
+    between each image's code and the critic's response to it, a far weaker and noisier signal than
+    the one that moves the mean volume. ``bench/multi.py --part=coverage`` (adk, box 32, 15 min):
+    with 1 batch the samples' spread was 12% (true frames 36%) and the open frames were missed;
+    with 5 it was 29% and every frame had a sample within 20 A. CryoGAN gained nothing from it."""
+    if int(generator_batches) < 1:
+        return 1 if int(latent_dim) == 0 else int(n_critic) + 1
+    return max(1, min(int(generator_batches), int(n_critic) + 1))
+
+
 class CryoGAN(keras.Model):
     """Critic, generator and the image formation model, trained adversarially.
 
@@ -70,7 +85,8 @@ class CryoGAN(keras.Model):
         fine); 0 disables it.
       generator_batches: the generator update uses this many critic batches' worth of simulated
         images (1 to ``n_critic + 1``; each with its own CTF rows), a less noisy gradient for
-        the volume at little cost (no gradient penalty there).
+        the volume at little cost (no gradient penalty there); < 1: the default of
+        :func:`generator_batch_count`.
       ema_decay: decay of the moving average of the generator weights.
       positivity_weight: weight of the penalty on negative density of generated volumes
         (Multi-CryoGAN; CryoGAN's single volume is clipped at 0 instead).
@@ -80,7 +96,7 @@ class CryoGAN(keras.Model):
     def __init__(self, generator, critic, pixel_size, global_batch, ema_generator=None,
                  n_critic=4, gp_weight=10.0, noise_kind="white", noise_psd=None,
                  shift_std_px=1.0, learn_shift=True, lowpass_start=4.0, lowpass_fraction=0.8,
-                 ema_decay=0.995, positivity_weight=10.0, generator_batches=1, seed=0,
+                 ema_decay=0.995, positivity_weight=10.0, generator_batches=-1, seed=0,
                  **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
@@ -97,7 +113,8 @@ class CryoGAN(keras.Model):
         self.lowpass_fraction = float(lowpass_fraction)
         self.ema_decay = float(ema_decay)
         self.positivity_weight = float(positivity_weight)
-        self.generator_batches = max(1, min(int(generator_batches), self.n_critic + 1))
+        self.generator_batches = generator_batch_count(generator_batches, generator.latent_dim,
+                                                       self.n_critic)
         self.seed = int(seed)
         # Image-formation scalars learned with the generator: the signal amplitude, the noise
         # standard deviation and the spread of particle shifts. Each is stored as

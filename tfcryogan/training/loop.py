@@ -30,7 +30,7 @@ from tfcryogan.models.generator import (ConformationGenerator, basis_count,
                                         random_basis_volumes, random_initial_volume)
 from tfcryogan.progress import Progress, format_duration
 from tfcryogan.training import strategy as strategy_lib
-from tfcryogan.training.cryogan import CryoGAN
+from tfcryogan.training.cryogan import CryoGAN, generator_batch_count
 
 
 @dataclasses.dataclass
@@ -54,7 +54,8 @@ class TrainConfig:
     n_basis: int = -1
     hidden: int = 64
     positivity_weight: float = 10.0
-    generator_batches: int = 1
+    basis_start_scale: float = 0.2
+    generator_batches: int = -1
     mixed_precision: bool = False
     mask_radius: float = 0.45
     initial_volume: str = "random"
@@ -113,6 +114,9 @@ class Trainer:
         values = dataclasses.asdict(self.config)
         values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6),
                       n_basis=basis_count(self.config.latent_dim, self.config.n_basis),
+                      generator_batches=generator_batch_count(self.config.generator_batches,
+                                                              self.config.latent_dim,
+                                                              self.config.n_critic),
                       optics=[float(x) for x in self.data.ctf_rows()[0, 3:6]])
         return values
 
@@ -163,10 +167,11 @@ class Trainer:
             self.ema_generator(z)
             self.generator.template.assign(self._initial_volume())
             if self.generator.n_basis:
-                # Small random variation directions (symmetry breaking): 0.2 of the starting
-                # template's maximum, which is 1 (or the template is zero).
+                # Random variation directions (symmetry breaking), up to basis_start_scale of
+                # the starting template's maximum, which is 1 (or the template is zero).
                 self.generator.basis.assign(random_basis_volumes(
-                    self.generator.n_basis, data.box, c.mask_radius, c.seed, 0.2))
+                    self.generator.n_basis, data.box, c.mask_radius, c.seed,
+                    c.basis_start_scale))
             for ema, w in zip(self.ema_generator.weights, self.generator.weights):
                 ema.assign(w)
             self.d_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,
@@ -332,6 +337,8 @@ class Trainer:
         record["figures"].update(
             signal_scale=scales["signal_scale"], noise_scale=scales["noise_scale"],
             shift_std_A=scales["shift_std_px"] * self.data.pixel_size)
+        if self.generator.latent_dim:
+            record["figures"]["conformation_spread"] = self.spread()
         if final and self.ground_truth is not None:
             record["fsc"] = self.write_fsc()
         _write_json(self.record_path, record)
@@ -356,6 +363,9 @@ class Trainer:
             tf.summary.scalar("noise_scale", scales["noise_scale"])
             tf.summary.scalar("signal_scale", scales["signal_scale"])
             tf.summary.scalar("shift_std_A", scales["shift_std_px"] * self.data.pixel_size)
+            if self.generator.latent_dim:
+                self._last_spread = self.spread()
+                tf.summary.scalar("conformation_spread", self._last_spread)
             if images is not None:
                 vol = self.volume()
                 c = vol.shape[0] // 2
@@ -363,6 +373,12 @@ class Trainer:
                 slices = (slices - slices.min()) / (np.ptp(slices) + 1e-12)
                 tf.summary.image("volume_central_slices", slices[..., None], max_outputs=3)
                 tf.summary.image("real_vs_simulated", images, max_outputs=1)
+
+    def spread(self):
+        """The output (EMA) generator's spread over 16 fixed codes (see
+        :meth:`ConformationGenerator.spread`)."""
+        z = tf.random.stateless_normal([16, self.config.latent_dim], [self.config.seed, 555])
+        return float(self.ema_generator.spread(z))
 
     def image_grid(self, batch):
         """A grid of 8 real (top) and 8 simulated (bottom) critic inputs, ``[1, 2N, 8N, 1]``."""
@@ -408,6 +424,7 @@ class Trainer:
                  f"{c.n_critic} critic steps per volume step")
         bar = Progress(c.max_steps, "train", unit="step", start=start, budget=budget)
         step, metrics = start, {}
+        self._last_spread = None  # the generator's conformational spread, at summary steps
         stopped_by_time = False
         while step < c.max_steps:
             elapsed = time.monotonic() - t0
@@ -430,7 +447,10 @@ class Trainer:
             if step % c.checkpoint_every == 0:
                 self.manager.save(checkpoint_number=step)
                 self.write_outputs(step, previous_wall + time.monotonic() - t0, metrics)
-            bar.update(step, extra=f"W={metrics['wasserstein']:.3f}")
+            extra = f"W={metrics['wasserstein']:.3f}"
+            if self._last_spread is not None:
+                extra += f" spread={self._last_spread:.0%}"
+            bar.update(step, extra=extra)
         bar.close()
         self.manager.save(checkpoint_number=step)
         wall = previous_wall + time.monotonic() - t0

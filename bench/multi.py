@@ -176,13 +176,6 @@ def adk_frames(folder, count, box, pixel, resolution):
     return paths
 
 
-def spread(volumes):
-    """How much a set of volumes varies: rms deviation from their mean over the rms of the mean."""
-    v = np.stack([np.asarray(x, np.float64) for x in volumes])
-    mean = v.mean(0)
-    return float(np.sqrt(((v - mean) ** 2).mean()) / np.sqrt((mean ** 2).mean()))
-
-
 def gaussian_blur(volume, sigma):
     """``volume`` convolved with a Gaussian of ``sigma`` voxels (periodic, by FFT)."""
     if sigma <= 0:
@@ -269,6 +262,7 @@ def coverage(args):
     # to the middle frame (the frames share one frame of reference), then compare with all frames.
     from tfcryogan import io
     from tfcryogan.evaluation import fsc
+    from tfcryogan.models.generator import volume_spread
     frame_paths = sorted(p for p in os.listdir(frames) if p.endswith(".mrc"))
     vols = [io.read_volume(os.path.join(frames, p))[0] for p in frame_paths]
     aligned = os.path.join(work, "aligned")
@@ -293,7 +287,8 @@ def coverage(args):
     print("  how far the frames are from frame 0 (FSC 0.5): " +
           ", ".join(f"{k + 1}: {g:.1f} A" for k, g in enumerate(gaps)))
     print(f"  spread (rms deviation from the mean volume / rms of the mean): samples "
-          f"{spread(sample_vols):.0%}, frames {spread(vols):.0%}")
+          f"{float(volume_spread(np.stack(sample_vols))):.0%}, "
+          f"frames {float(volume_spread(np.stack(vols))):.0%}")
     t = sorted(motion_coordinate(io.read_volume(os.path.join(aligned, n))[0], vols[0], vols[-1])
                for n in sample_paths)
     print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "

@@ -78,6 +78,14 @@ def random_initial_volume(box, mask_radius, seed, smoothness=None):
     return smooth / (tf.reduce_max(smooth) + 1e-12)
 
 
+def volume_spread(volumes):
+    """How much ``[B, N, N, N]`` volumes differ: the rms deviation from their mean volume over the
+    rms of that mean (scalar float32; 0 for identical volumes)."""
+    v = tf.convert_to_tensor(volumes, tf.float32)
+    mean = tf.reduce_mean(v, axis=0)
+    return tf.sqrt(tf.reduce_mean(tf.square(v - mean)) / (tf.reduce_mean(tf.square(mean)) + 1e-12))
+
+
 def random_basis_volumes(count, box, mask_radius, seed, scale):
     """Smooth, signed, random starting basis volumes for Multi-CryoGAN.
 
@@ -193,10 +201,7 @@ class ConformationGenerator(keras.Model):
         collapsed to one conformation has a spread near 0."""
         if not self.n_basis:
             return tf.constant(0.0)
-        v = self(z)
-        mean = tf.reduce_mean(v, axis=0)
-        return tf.sqrt(tf.reduce_mean(tf.square(v - mean)) / (tf.reduce_mean(tf.square(mean))
-                                                               + 1e-12))
+        return volume_spread(self(z))
 
     def negativity(self, z):
         """Mean negative density of the volumes of ``z`` (a penalty; 0 for CryoGAN)."""

@@ -18,7 +18,8 @@ frame (precision) and each frame's best sample (recall) at FSC 0.5 within --thre
 squares fit (to the frames blurred as much as fits best) places each sample on the line from the
 first frame (0) to the last (1).
 
-  python bench/multi.py --part=cost [--box=64] [--batch=32]
+  python bench/multi.py --part=cost [--box=64] [--batch=32] [--coefficient_map=linear]
+      [--translation_free_basis]
   python bench/multi.py --part=coverage --box=32 [--minutes=15] [--threshold_A=20]
       [--train_flags="--generator_batches=5 ..."] [--evaluate_only [--samples_dir=DIR]]
 """
@@ -88,7 +89,8 @@ def cost(args):
                          (f"Multi-CryoGAN basis generator, latent {args.latent}", args.latent)):
         config = loop.TrainConfig(output_dir=os.path.join(work, f"run{latent}"),
                                   max_steps=10 ** 6, batch_size=args.batch, latent_dim=latent,
-                                  n_basis=args.n_basis,
+                                  n_basis=args.n_basis, coefficient_map=args.coefficient_map,
+                                  translation_free_basis=args.translation_free_basis,
                                   checkpoint_every=10 ** 6, summary_every=10 ** 6)
         trainer = loop.Trainer(config, data, log=lambda line: None)
         step = trainer._distributed_step()  # pylint: disable=protected-access
@@ -107,7 +109,8 @@ def cost(args):
     weights = tf.constant(rng.normal(size=(b, n, n)).astype(np.float32))
     decoder = per_image_decoder(n, args.latent)
     from tfcryogan.models.generator import ConformationGenerator
-    basis = ConformationGenerator(n, args.latent)
+    basis = ConformationGenerator(n, args.latent, coefficient_map=args.coefficient_map,
+                                  translation_free=args.translation_free_basis)
     basis(tf.zeros([1, args.latent]))
     z = tf.random.normal([b, args.latent])
 
@@ -204,6 +207,17 @@ def motion_coordinate(volume, start, end, blurs=np.arange(0.0, 3.01, 0.25)):
     return best[1]
 
 
+def motion_variance_fraction(volumes, start, end, sigma=1.5):
+    """Share of the variance of ``[B, N, N, N]`` volumes (about their mean) that lies along the
+    direction ``end - start``, all blurred by ``sigma`` voxels (the resolution the maps reach):
+    near 1 when the volumes differ by the motion, near 0 when they differ in other ways."""
+    blurred = np.stack([gaussian_blur(v, sigma) for v in volumes])
+    direction = gaussian_blur(end - start, sigma).ravel()
+    direction /= np.linalg.norm(direction)
+    deviations = (blurred - blurred.mean(axis=0)).reshape(len(blurred), -1)
+    return float(np.sum((deviations @ direction) ** 2) / np.sum(deviations ** 2))
+
+
 def align_samples(sample_dir, reference, out_dir, pixel):
     """Align the samples' mean volume to ``reference`` and move every sample by that one rigid
     transformation (rotation, hand, shift), writing them to ``out_dir``; returns their names.
@@ -289,8 +303,11 @@ def coverage(args):
     print(f"  spread (rms deviation from the mean volume / rms of the mean): samples "
           f"{float(volume_spread(np.stack(sample_vols))):.0%}, "
           f"frames {float(volume_spread(np.stack(vols))):.0%}")
-    t = sorted(motion_coordinate(io.read_volume(os.path.join(aligned, n))[0], vols[0], vols[-1])
-               for n in sample_paths)
+    aligned_vols = np.stack([io.read_volume(os.path.join(aligned, n))[0] for n in sample_paths])
+    print(f"  share of the variance along the motion (frame 0 -> last, blurred 1.5 voxels): "
+          f"samples {motion_variance_fraction(aligned_vols, vols[0], vols[-1]):.2f}, frames "
+          f"{motion_variance_fraction(np.stack(vols), vols[0], vols[-1]):.2f}")
+    t = sorted(motion_coordinate(v, vols[0], vols[-1]) for v in aligned_vols)
     print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "
           "after alignment): " + " ".join(f"{x:.2f}" for x in t))
     print(f"  best frame of each of the {len(best)} samples: {best}")
@@ -308,6 +325,10 @@ def main():
     parser.add_argument("--latent", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--n_basis", type=int, default=-1, help="-1: the package default")
+    parser.add_argument("--coefficient_map", default="linear", choices=["linear", "mlp"],
+                        help="cost: the generator's coefficient map")
+    parser.add_argument("--translation_free_basis", action="store_true",
+                        help="cost: remove the template's translations from the basis")
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--pixel", type=float, default=3.0)
     parser.add_argument("--n", type=int, default=20000)

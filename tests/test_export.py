@@ -139,7 +139,8 @@ def test_module_matches_the_generator():
 
     from tfcryogan.export import GeneratorModule
     from tfcryogan.models.generator import ConformationGenerator
-    gen = ConformationGenerator(12, latent_dim=3, mask_radius=0.4, n_basis=4)
+    gen = ConformationGenerator(12, latent_dim=3, mask_radius=0.4, n_basis=4,
+                                coefficient_map="mlp")
     rng = np.random.default_rng(0)
     gen.template.assign(rng.random((12, 12, 12)).astype(np.float32))
     gen.basis.assign(rng.normal(size=(4, 12, 12, 12)).astype(np.float32))
@@ -147,6 +148,13 @@ def test_module_matches_the_generator():
     z = tf.constant(rng.normal(size=(5, 3)).astype(np.float32))
     np.testing.assert_allclose(module.generate(z)["volume"].numpy(), gen(z).numpy(), rtol=1e-5,
                                atol=1e-5)
+    linear = ConformationGenerator(12, latent_dim=3, mask_radius=0.4, coefficient_map="linear",
+                                   translation_free=True)
+    linear.template.assign(rng.random((12, 12, 12)).astype(np.float32))
+    linear.basis.assign(rng.normal(size=(3, 12, 12, 12)).astype(np.float32))
+    module = GeneratorModule(linear, 2.0, [300.0, 2.7, 0.1], {"latent_dim": 3})
+    np.testing.assert_allclose(module.generate(z)["volume"].numpy(), linear(z).numpy(),
+                               rtol=1e-5, atol=1e-5)
     single = ConformationGenerator(12)
     single.template.assign(rng.random((12, 12, 12)).astype(np.float32))
     out = GeneratorModule(single, 2.0, [300.0, 2.7, 0.1], {}).generate(tf.zeros([2, 0]))["volume"]

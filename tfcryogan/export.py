@@ -50,7 +50,8 @@ class GeneratorModule(tf.Module):
         self.d = int(d)
         self.basis = tf.Variable(generator.basis_volumes(), trainable=False, name="basis_volumes")
         self.layers = []
-        if generator.n_basis:
+        self.linear = generator.coefficient_map == "linear"
+        if generator.n_basis and not self.linear:
             for i, layer in enumerate(generator.coefficient_net.layers):
                 kernel, bias = layer.get_weights()
                 self.layers.append((tf.Variable(kernel, trainable=False, name=f"kernel{i}"),
@@ -81,8 +82,11 @@ class GeneratorModule(tf.Module):
         self.metadata = tf.function(self._metadata, input_signature=[])
 
     def _coefficients(self, z):
-        """``[B, 1 + K]``: 1 for the template, then the MLP's coefficients (as the generator's)."""
+        """``[B, 1 + K]``: 1 for the template, then the MLP's coefficients (as the generator's),
+        or ``z`` itself for the linear map."""
         out = tf.ones([tf.shape(z)[0], 1])
+        if self.linear:
+            return tf.concat([out, z], axis=1)
         h = z
         for kernel, bias, activation in self.layers:
             h = tf.matmul(h, kernel) + bias
@@ -199,6 +203,8 @@ def module_from_run(run_dir):
     s = record["settings"]
     generator = ConformationGenerator(s["box"], s["latent_dim"], s["symmetry"], s["mask_radius"],
                                       n_basis=s.get("n_basis"), hidden=s.get("hidden", 64),
+                                      coefficient_map=s.get("coefficient_map", "mlp"),
+                                      translation_free=s.get("translation_free_basis", False),
                                       name="ema_generator")
     generator(tf.zeros([1, s["latent_dim"]]))
     checkpoint = tf.train.Checkpoint(ema_generator=generator)

@@ -109,7 +109,17 @@ def define_train_flags():
                          "CryoGAN; > 0: Multi-CryoGAN).")
     flags.DEFINE_integer("n_basis", -1,
                          "Multi-CryoGAN: basis volumes besides the template (each adds one 3D "
-                         "transform per step and its share of every slice); -1: latent_dim + 1.")
+                         "transform per step and its share of every slice); -1: latent_dim "
+                         "(the only choice for --coefficient_map=linear), latent_dim + 1 for mlp.")
+    flags.DEFINE_enum("coefficient_map", "linear", ["linear", "mlp"],
+                      "Multi-CryoGAN: how z sets the basis coefficients. 'linear' (default): "
+                      "the coefficients are z, one basis volume per latent dimension (the linear "
+                      "subspace model of 3D variability analysis); 'mlp': a standardised MLP of "
+                      "z (non-linear, one more basis volume by default, slower).")
+    flags.DEFINE_bool("translation_free_basis", False,
+                      "Multi-CryoGAN: remove the template's translations from the basis volumes "
+                      "(a z-dependent shift of the whole particle looks like the particle shifts "
+                      "the simulator already draws, so the critic barely penalises it).")
     flags.DEFINE_float("positivity_weight", 10.0,
                        "Multi-CryoGAN: weight of the penalty on negative density in generated "
                        "volumes (the template itself is clipped at 0).")

@@ -2,9 +2,10 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from tfcryogan.models.generator import ConformationGenerator
+from tfcryogan.models.generator import ConformationGenerator, basis_count
 
 
 def test_zero_start_positive_symmetric_and_masked_after_updates():
@@ -30,7 +31,8 @@ def test_zero_start_positive_symmetric_and_masked_after_updates():
 
 
 def test_latent_generator_mixes_basis_volumes():
-    gen = ConformationGenerator(12, latent_dim=2, symmetry="C1", mask_radius=0.4, n_basis=3)
+    gen = ConformationGenerator(12, latent_dim=2, symmetry="C1", mask_radius=0.4, n_basis=3,
+                                coefficient_map="mlp")
     rng = np.random.default_rng(1)
     gen.template.assign(rng.random((12, 12, 12)).astype(np.float32))
     gen.basis.assign(rng.normal(size=(3, 12, 12, 12)).astype(np.float32))
@@ -59,7 +61,7 @@ def test_random_basis_volumes_break_the_latent_symmetry():
     assert abs(np.corrcoef(flat)[0, 1]) < 0.5 and abs(np.corrcoef(flat)[1, 2]) < 0.5
     outside = support_mask(16, 0.8 * 0.45).numpy() == 0
     assert np.all(basis[:, outside] == 0)
-    gen = ConformationGenerator(16, latent_dim=2, n_basis=3)
+    gen = ConformationGenerator(16, latent_dim=2, n_basis=3, coefficient_map="mlp")
     gen(np.zeros((1, 2), np.float32))
     gen.basis.assign(basis)
     volumes = gen(np.random.default_rng(0).normal(size=(2, 2)).astype(np.float32)).numpy()
@@ -69,7 +71,8 @@ def test_random_basis_volumes_break_the_latent_symmetry():
 def test_spread_measures_how_much_the_volumes_differ():
     """0 for CryoGAN and for a collapsed generator (zero basis); for a generator whose volumes are
     template +- basis it is rms(basis * c) / rms(template), computed here independently."""
-    gen = ConformationGenerator(12, latent_dim=1, mask_radius=0.5, n_basis=1)
+    gen = ConformationGenerator(12, latent_dim=1, mask_radius=0.5, n_basis=1,
+                                coefficient_map="mlp")
     z = tf.constant([[-1.0], [1.0], [0.3]])
     gen(z)
     rng = np.random.default_rng(2)
@@ -91,7 +94,8 @@ def test_coefficients_are_standardised_and_scale_free():
     scale and offset of the MLP's outputs: shrinking the MLP's last layer (the collapse seen in
     training) leaves the volumes unchanged, so the spread lives in the basis volumes alone."""
     keras.utils.set_random_seed(0)
-    gen = ConformationGenerator(12, latent_dim=2, mask_radius=0.4, n_basis=3)
+    gen = ConformationGenerator(12, latent_dim=2, mask_radius=0.4, n_basis=3,
+                                coefficient_map="mlp")
     z = tf.random.stateless_normal([4096, 2], [5, 6])
     gen(z[:1])
     c = gen.coefficients(z).numpy()[:, 1:]
@@ -104,3 +108,57 @@ def test_coefficients_are_standardised_and_scale_free():
     kernel, bias = last.get_weights()
     last.set_weights([0.1 * kernel, bias + 3.0])
     np.testing.assert_allclose(gen(z[:8]).numpy(), before, rtol=1e-2, atol=1e-2)
+
+
+def test_linear_map_is_the_linear_subspace_model():
+    """coefficient_map="linear": one basis volume per latent dimension and v(z) = template +
+    sum_j z_j basis_j exactly (affine in z), so the volumes' distribution is Gaussian about the
+    template; a different basis count is refused."""
+    gen = ConformationGenerator(12, latent_dim=2, mask_radius=0.4, coefficient_map="linear")
+    gen(tf.zeros([1, 2]))
+    assert gen.n_basis == 2 and basis_count(2, -1, "linear") == 2
+    rng = np.random.default_rng(4)
+    gen.template.assign(rng.random((12, 12, 12)).astype(np.float32))
+    gen.basis.assign(rng.normal(size=(2, 12, 12, 12)).astype(np.float32))
+    a, b = rng.normal(size=(2, 1, 2)).astype(np.float32)
+    v = lambda z: gen(tf.constant(z)).numpy()[0]  # noqa: E731
+    np.testing.assert_allclose(v(a + b) + v(0 * a), v(a) + v(b), rtol=1e-4, atol=1e-4)
+    basis = gen.basis_volumes().numpy()
+    np.testing.assert_allclose(v(a), basis[0] + a[0, 0] * basis[1] + a[0, 1] * basis[2],
+                               rtol=1e-4, atol=1e-4)
+    assert float(gen.spread(tf.constant(rng.normal(size=(8, 2)), tf.float32))) > 0.1
+    with pytest.raises(ValueError, match="one basis volume per latent dimension"):
+        ConformationGenerator(12, latent_dim=2, n_basis=3, coefficient_map="linear")
+    with pytest.raises(ValueError, match="coefficient_map"):
+        basis_count(2, -1, "cubic")
+
+
+def test_translation_free_basis_has_no_whole_particle_shift():
+    """translation_free: a basis volume that only moves the template (its x gradient) is removed,
+    every basis volume is orthogonal to the template's three translations, other variation is
+    kept, and the volumes stay inside the support."""
+    from tfcryogan.models.generator import random_initial_volume, support_mask
+    n = 16
+    template = random_initial_volume(n, 0.45, seed=3).numpy()
+    shift_x = 0.5 * (np.roll(template, -1, 0) - np.roll(template, 1, 0))
+    other = np.random.default_rng(5).normal(size=(n, n, n)).astype(np.float32)
+    gen = ConformationGenerator(n, latent_dim=2, mask_radius=0.45, coefficient_map="linear",
+                                translation_free=True)
+    gen(tf.zeros([1, 2]))
+    gen.template.assign(template)
+    gen.basis.assign(np.stack([shift_x, other]).astype(np.float32))
+    volumes = gen.basis_volumes().numpy()
+    np.testing.assert_allclose(volumes[0], template * support_mask(n, 0.45).numpy(), atol=1e-6)
+    assert np.abs(volumes[1]).max() < 1e-4 * np.abs(shift_x).max()
+    kept = np.sum(volumes[2] ** 2) / np.sum((other * support_mask(n, 0.45).numpy()) ** 2)
+    assert kept > 0.9
+    for axis in range(3):
+        g = 0.5 * (np.roll(volumes[0], -1, axis) - np.roll(volumes[0], 1, axis))
+        assert abs(np.sum(g * volumes[2])) < 1e-3 * np.linalg.norm(g) * np.linalg.norm(volumes[2])
+    outside = support_mask(n, 0.45).numpy() == 0
+    assert np.all(volumes[:, outside] == 0)
+    plain = ConformationGenerator(n, latent_dim=2, coefficient_map="linear")
+    plain(tf.zeros([1, 2]))
+    plain.template.assign(template)
+    plain.basis.assign(np.stack([shift_x, other]).astype(np.float32))
+    assert np.abs(plain.basis_volumes().numpy()[1]).max() > 0.5 * np.abs(shift_x).max()

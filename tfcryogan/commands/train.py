@@ -47,6 +47,9 @@ def run(f):
             raise InputError(f"--{name}={getattr(f, name)}: must be >= 1")
     if f.max_minutes < 0:
         raise InputError(f"--max_minutes={f.max_minutes:g}: must be >= 0")
+    if f.coefficient_map == "linear" and f.n_basis >= 0 and f.n_basis != f.latent_dim:
+        raise InputError(f"--coefficient_map=linear has one basis volume per latent dimension: "
+                         f"drop --n_basis={f.n_basis} or set it to --latent_dim={f.latent_dim}")
     data = data_lib.load_particles(particles, box=f.box, invert_contrast=f.invert_contrast)
     patches = None
     if f.noise == "patches":
@@ -64,7 +67,9 @@ def run(f):
         batch_size=f.batch_size, n_critic=f.n_critic, generator_batches=f.generator_batches,
         gp_weight=f.gp_weight, critic_lr=f.critic_lr, generator_lr=f.generator_lr,
         critic_channels=f.critic_channels, symmetry=f.symmetry, latent_dim=f.latent_dim,
-        n_basis=f.n_basis, positivity_weight=f.positivity_weight,
+        n_basis=f.n_basis, coefficient_map=f.coefficient_map,
+        translation_free_basis=f.translation_free_basis,
+        positivity_weight=f.positivity_weight,
         basis_start_scale=f.basis_start_scale, mask_radius=f.mask_radius,
         initial_volume=f.initial_volume,
         noise=f.noise, shift_std_A=f.shift_std_A, lowpass_start=f.lowpass_start,
@@ -93,9 +98,10 @@ def run(f):
 
 _TRAIN_FLAG_NAMES = {
     "particles", "output_dir", "max_steps", "max_minutes", "batch_size", "n_critic",
-    "generator_batches", "gp_weight", "critic_lr", "generator_lr", "critic_channels", "symmetry",
-    "latent_dim", "n_basis", "positivity_weight", "basis_start_scale", "mask_radius",
-    "initial_volume", "mixed_precision", "box", "invert_contrast", "shift_std_A", "lowpass_start",
+    "generator_batches", "gp_weight", "critic_lr", "generator_lr", "critic_channels",
+    "symmetry", "latent_dim", "n_basis", "coefficient_map", "translation_free_basis",
+    "positivity_weight", "basis_start_scale", "mask_radius", "initial_volume",
+    "mixed_precision", "box", "invert_contrast", "shift_std_A", "lowpass_start",
     "lowpass_fraction", "ema_decay", "final_lr_fraction", "ground_truth", "strategy",
     "cpu_replicas", "checkpoint_every", "summary_every", "noise", "noise_from", "seed",
     "demo_particles", "demo_box", "demo_snr_db"}

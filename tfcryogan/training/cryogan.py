@@ -187,7 +187,7 @@ class CryoGAN(keras.Model):
         return normalize_images(gaussian_lowpass(images, self.lowpass_sigma()))
 
     def simulate(self, ctf, seed, patches=None, generator=None, spectrum=None,
-                 global_batch=None):
+                 global_batch=None, normalization=None):
         """Simulated particle images for this replica.
 
         Args:
@@ -197,6 +197,7 @@ class CryoGAN(keras.Model):
           generator: the generator to use (default: the trained one).
           spectrum: the spectra of ``generator.basis_volumes()``, when already computed.
           global_batch: images over all replicas (default: the critic's batch).
+          normalization: the generator's ``coefficient_normalization()``, when already computed.
         Returns:
           ``[b, N, N]`` float32 images (not yet normalised).
         """
@@ -212,7 +213,7 @@ class CryoGAN(keras.Model):
         scales = self.scales()
         origins = unit_shift * (scales["shift_std_px"] * self.pixel_size)
         clean = simulator.project(spectrum, rot, origins, ctf, self.box, self.pixel_size,
-                                  coefficients=generator.coefficients(z))
+                                  coefficients=generator.coefficients(z, normalization))
         if self.noise_kind == "patches":
             noise = noise_lib.normalize_patches(patches, 1.0)
         elif self.noise_kind == "colored":
@@ -244,13 +245,18 @@ class CryoGAN(keras.Model):
 
         # The basis volumes are fixed during the critic updates: transform them once.
         spectrum = tf.stop_gradient(projector.volume_spectrum(self.generator.basis_volumes()))
+        normalization = None
+        if self.generator.n_basis:  # likewise the coefficients' standardisation
+            normalization = tuple(tf.stop_gradient(t)
+                                  for t in self.generator.coefficient_normalization())
 
         # Critic updates: real vs simulated, with the gradient penalty.
         for i in range(self.n_critic):
             draw, mix = tf.unstack(tf.random.experimental.stateless_split(seeds[i], 2))
             real = self.preprocess(data["real"][:, i])
             fake = self.preprocess(
-                self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum))
+                self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum,
+                              normalization=normalization))
             fake = tf.stop_gradient(fake)
             epsilon = replica_slice(tf.random.stateless_uniform([g], mix), g)
             with tf.GradientTape() as tape:

@@ -53,6 +53,8 @@ class TrainConfig:
     latent_dim: int = 0
     n_basis: int = -1
     hidden: int = 64
+    coefficient_map: str = "linear"
+    translation_free_basis: bool = False
     positivity_weight: float = 10.0
     basis_start_scale: float = 0.2
     generator_batches: int = -1
@@ -75,7 +77,8 @@ class TrainConfig:
 
     # Settings a resumed run must share with the checkpoint it resumes.
     FIXED = ("batch_size", "n_critic", "critic_channels", "symmetry", "latent_dim", "n_basis",
-             "hidden", "noise", "seed", "box", "pixel_size")
+             "hidden", "coefficient_map", "translation_free_basis", "noise", "seed", "box",
+             "pixel_size")
 
 
 def _write_json(path, record):
@@ -113,7 +116,8 @@ class Trainer:
     def _settings(self):
         values = dataclasses.asdict(self.config)
         values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6),
-                      n_basis=basis_count(self.config.latent_dim, self.config.n_basis),
+                      n_basis=basis_count(self.config.latent_dim, self.config.n_basis,
+                                          self.config.coefficient_map),
                       generator_batches=generator_batch_count(self.config.generator_batches,
                                                               self.config.latent_dim,
                                                               self.config.n_critic),
@@ -148,10 +152,16 @@ class Trainer:
             n_basis = None if c.n_basis < 0 else c.n_basis
             self.generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
                                                    c.mask_radius, n_basis=n_basis,
-                                                   hidden=c.hidden, name="generator")
+                                                   hidden=c.hidden,
+                                                   coefficient_map=c.coefficient_map,
+                                                   translation_free=c.translation_free_basis,
+                                                   name="generator")
             self.ema_generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
                                                        c.mask_radius, n_basis=n_basis,
-                                                       hidden=c.hidden, name="ema_generator")
+                                                       hidden=c.hidden,
+                                                       coefficient_map=c.coefficient_map,
+                                                       translation_free=c.translation_free_basis,
+                                                       name="ema_generator")
             critic = build_critic(data.box, base_channels=c.critic_channels,
                                   mixed_precision=c.mixed_precision)
             self.model = CryoGAN(

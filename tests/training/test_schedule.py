@@ -57,3 +57,19 @@ def test_trainer_sets_learning_rates_and_lowpass_from_progress(tiny_dataset, tmp
     trainer._set_schedules(1.0)  # pylint: disable=protected-access
     assert float(trainer.g_optimizer.learning_rate) == pytest.approx(2e-3 * 0.1)
     assert trainer._agree(0.3, False) == (pytest.approx(0.3), False)  # one worker: as is
+
+
+def test_resume_check_knows_settings_older_runs_did_not_record():
+    """A Multi-CryoGAN run recorded before --coefficient_map existed used the MLP: resuming it
+    with today's default (linear) is refused, not restored into the wrong generator; for CryoGAN
+    (latent_dim 0) the generator's settings do not matter."""
+    from tfcryogan.training.loop import changed_settings
+    now = {"latent_dim": 2, "coefficient_map": "linear", "translation_free_basis": False,
+           "n_basis": 2, "seed": 0}
+    old_multi = {"latent_dim": 2, "n_basis": 3, "seed": 0}
+    assert changed_settings(old_multi, now) == ["n_basis", "coefficient_map"]
+    assert changed_settings(old_multi, {**now, "coefficient_map": "mlp", "n_basis": 3}) == []
+    old_cryogan = {"latent_dim": 0, "n_basis": 0, "seed": 0}
+    assert changed_settings(old_cryogan, {**now, "latent_dim": 0, "n_basis": 0}) == []
+    assert changed_settings(old_cryogan, {**now, "latent_dim": 0, "n_basis": 0, "seed": 1}) == \
+        ["seed"]

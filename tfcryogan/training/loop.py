@@ -81,6 +81,23 @@ class TrainConfig:
              "pixel_size")
 
 
+# Settings added after runs were recorded without them: their value in those runs.
+_SETTINGS_BEFORE_RECORDED = {"coefficient_map": "mlp", "translation_free_basis": False}
+_GENERATOR_ONLY = ("coefficient_map", "translation_free_basis", "n_basis", "hidden")
+
+
+def changed_settings(previous, now):
+    """Names in ``TrainConfig.FIXED`` whose value in a recorded run's ``previous`` settings differs
+    from ``now`` (both dicts as in ``run.json``). A setting missing from an older record takes
+    the value it had then; the generator's own settings do not matter for CryoGAN
+    (``latent_dim == 0``)."""
+    previous = {**_SETTINGS_BEFORE_RECORDED, **previous}
+    names = TrainConfig.FIXED
+    if previous.get("latent_dim", 0) == 0 and now.get("latent_dim", 0) == 0:
+        names = [k for k in names if k not in _GENERATOR_ONLY]
+    return [k for k in names if k in previous and previous[k] != now[k]]
+
+
 def _write_json(path, record):
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -133,7 +150,7 @@ class Trainer:
         except (OSError, ValueError):
             return
         now = self._settings()
-        changed = [k for k in TrainConfig.FIXED if k in previous and previous[k] != now[k]]
+        changed = changed_settings(previous, now)
         if changed:
             k = changed[0]
             raise InputError(f"{self.record_path}: this folder holds a run with {k}="

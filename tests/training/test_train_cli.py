@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,11 +58,17 @@ def test_sigkill_then_same_command_resumes(tiny_dataset, tmp_path):
     proc.wait()
     saved = sorted(int(p.name[5:-6]) for p in (out / "checkpoints").glob("ckpt-*.index"))
     assert saved, "no checkpoint before the kill"
+    # The last complete checkpoint is the one the state file names: the kill may land after a
+    # checkpoint's files are written but before the state file records it (then the previous
+    # one is the right place to resume).
+    state = (out / "checkpoints" / "checkpoint").read_text()
+    last = int(re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state, re.M).group(1))
+    assert last in saved and last >= saved[-1] - 2
     target = saved[-1] + 6
     done = train(f"--particles={star}", f"--output_dir={out}", "--checkpoint_every=2",
                  f"--max_steps={target}")
     assert done.returncode == 0, done.stderr
-    assert f"resumed from step {saved[-1]}" in done.stderr
+    assert f"resumed from step {last}" in done.stderr
     record = json.loads((out / "run.json").read_text())
     assert record["step"] == target and record["finished"]
     with mrcfile.open(out / "volume.mrc", permissive=False) as m:

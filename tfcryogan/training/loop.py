@@ -167,18 +167,15 @@ class Trainer:
         keras.utils.set_random_seed(c.seed)  # weight initialisation: the same for every run
         with self.strategy.scope():
             n_basis = None if c.n_basis < 0 else c.n_basis
-            self.generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
-                                                   c.mask_radius, n_basis=n_basis,
-                                                   hidden=c.hidden,
-                                                   coefficient_map=c.coefficient_map,
-                                                   translation_free=c.translation_free_basis,
-                                                   name="generator")
-            self.ema_generator = ConformationGenerator(data.box, c.latent_dim, c.symmetry,
-                                                       c.mask_radius, n_basis=n_basis,
-                                                       hidden=c.hidden,
-                                                       coefficient_map=c.coefficient_map,
-                                                       translation_free=c.translation_free_basis,
-                                                       name="ema_generator")
+
+            def make_generator(name):
+                return ConformationGenerator(data.box, c.latent_dim, c.symmetry, c.mask_radius,
+                                             n_basis=n_basis, hidden=c.hidden,
+                                             coefficient_map=c.coefficient_map,
+                                             translation_free=c.translation_free_basis,
+                                             name=name)
+            self.generator = make_generator("generator")
+            self.ema_generator = make_generator("ema_generator")
             critic = build_critic(data.box, base_channels=c.critic_channels,
                                   mixed_precision=c.mixed_precision)
             self.model = CryoGAN(

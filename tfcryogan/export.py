@@ -198,14 +198,10 @@ def load_run(run_dir):
 def module_from_run(run_dir):
     """Rebuild a run's generator from ``run.json`` and restore its moving-average weights from the
     last checkpoint; returns a :class:`GeneratorModule`."""
-    from tfcryogan.models.generator import ConformationGenerator  # pylint: disable=import-outside-toplevel
+    from tfcryogan.models.generator import generator_from_settings  # pylint: disable=import-outside-toplevel
     record = load_run(run_dir)
     s = record["settings"]
-    generator = ConformationGenerator(s["box"], s["latent_dim"], s["symmetry"], s["mask_radius"],
-                                      n_basis=s.get("n_basis"), hidden=s.get("hidden", 64),
-                                      coefficient_map=s.get("coefficient_map", "mlp"),
-                                      translation_free=s.get("translation_free_basis", False),
-                                      name="ema_generator")
+    generator = generator_from_settings(s, "ema_generator")
     generator(tf.zeros([1, s["latent_dim"]]))
     checkpoint = tf.train.Checkpoint(ema_generator=generator)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))

@@ -103,6 +103,12 @@ def define_train_flags():
     flags.DEFINE_float("critic_lr", 3e-4, "Critic Adam learning rate.")
     flags.DEFINE_float("generator_lr", 3e-3, "Volume/generator Adam learning rate.")
     flags.DEFINE_integer("critic_channels", 16, "Channels of the critic's first stage.")
+    flags.DEFINE_integer("critic_batch_statistics", -1,
+                         "The critic also sees the spread of learned image features over groups "
+                         "of this many images (minibatch statistics), so it can tell when "
+                         "simulated conformations vary too much, too little or in the wrong "
+                         "ways; 0: each image is scored on its own; -1: 8 for Multi-CryoGAN "
+                         "(--latent_dim > 0), 0 for CryoGAN. At most the batch per replica.")
     flags.DEFINE_string("symmetry", "C1", "Point group of the volume: C1, Cn, Dn (RELION axes).")
     flags.DEFINE_integer("latent_dim", 0,
                          "Latent dimension of the conformation generator (0: one volume, "

@@ -162,3 +162,22 @@ def test_translation_free_basis_has_no_whole_particle_shift():
     plain.template.assign(template)
     plain.basis.assign(np.stack([shift_x, other]).astype(np.float32))
     assert np.abs(plain.basis_volumes().numpy()[1]).max() > 0.5 * np.abs(shift_x).max()
+
+
+
+def test_generator_from_settings_reads_run_records_old_and_new():
+    """The training loop and the export build the generator from the same settings: today's
+    record gives the linear, translation-free generator it names; a record written before
+    --coefficient_map and --translation_free_basis existed gives the MLP generator those runs
+    trained (n_basis as recorded)."""
+    from tfcryogan.models.generator import generator_from_settings
+    now = generator_from_settings({"box": 12, "latent_dim": 2, "symmetry": "C2",
+                                   "mask_radius": 0.4, "n_basis": 2, "hidden": 32,
+                                   "coefficient_map": "linear", "translation_free_basis": True},
+                                  "g")
+    assert (now.box, now.latent_dim, now.symmetry, now.mask_radius, now.n_basis) == \
+        (12, 2, "C2", 0.4, 2)
+    assert now.coefficient_map == "linear" and now.translation_free and now.name == "g"
+    old = generator_from_settings({"box": 12, "latent_dim": 2, "n_basis": 3}, "old")
+    assert old.coefficient_map == "mlp" and not old.translation_free and old.n_basis == 3
+    assert generator_from_settings({"box": 12, "latent_dim": 0, "n_basis": 0}, "c").n_basis == 0

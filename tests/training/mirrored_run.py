@@ -1,5 +1,6 @@
-"""Train one adversarial step (n_critic critic updates and one volume update) with a given number of CPU replicas and save the volume (run as a script by
-test_mirrored.py: splitting the CPU must happen before TensorFlow starts)."""
+"""Train one adversarial step (n_critic critic updates and one generator update) with a given
+number of CPU replicas and latent dimension and save the generator's and critic's weights (run as
+a script by test_mirrored.py: splitting the CPU must happen before TensorFlow starts)."""
 
 import os
 import sys
@@ -9,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from tfcryogan import cli  # noqa: E402
 
 
-def main(star, out, replicas, strategy="auto"):
+def main(star, out, replicas, strategy="auto", latent_dim="0"):
     cli.import_tensorflow_quietly()
     import numpy as np  # noqa: E402
 
@@ -18,12 +19,15 @@ def main(star, out, replicas, strategy="auto"):
     data = data_lib.load_particles(star)
     config = loop.TrainConfig(output_dir=out, max_steps=1, batch_size=8, n_critic=2,
                               cpu_replicas=int(replicas), strategy=strategy, checkpoint_every=100,
-                              summary_every=100, lowpass_fraction=0.5, seed=5)
+                              summary_every=100, lowpass_fraction=0.5, seed=5,
+                              latent_dim=int(latent_dim),
+                              critic_batch_statistics=4 if int(latent_dim) else -1)
     trainer = loop.Trainer(config, data, log=lambda line: None)
     record = trainer.run()
     if not trainer.is_chief:
         return
-    np.save(os.path.join(out, "volume_raw.npy"), trainer.volume(ema=False))
+    np.save(os.path.join(out, "volume_raw.npy"),
+            np.concatenate([w.numpy().ravel() for w in trainer.generator.weights]))
     np.save(os.path.join(out, "critic.npy"),
             np.concatenate([w.numpy().ravel() for w in trainer.model.critic.weights]))
     np.save(os.path.join(out, "metrics.npy"),

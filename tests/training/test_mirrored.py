@@ -8,21 +8,26 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(star, out, replicas):
+def run(star, out, replicas, latent_dim=0):
     done = subprocess.run([sys.executable, os.path.join(HERE, "mirrored_run.py"), str(star),
-                           str(out), str(replicas)], capture_output=True, text=True, check=False)
+                           str(out), str(replicas), "auto", str(latent_dim)],
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_mirrored_equals_single_device(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("latent_dim", [0, 2])
+def test_mirrored_equals_single_device(tiny_dataset, tmp_path, latent_dim):
+    """CryoGAN, and Multi-CryoGAN with the critic's minibatch statistics (groups of 4: each
+    replica's 4 images are one group, as on one device)."""
     star, _ = tiny_dataset
-    assert "one CPU" in run(star, tmp_path / "one", 1)
-    assert "2 logical CPU devices" in run(star, tmp_path / "two", 2)
+    assert "one CPU" in run(star, tmp_path / "one", 1, latent_dim)
+    assert "2 logical CPU devices" in run(star, tmp_path / "two", 2, latent_dim)
     one = np.load(tmp_path / "one" / "volume_raw.npy")
     two = np.load(tmp_path / "two" / "volume_raw.npy")
     assert np.abs(one).max() > 0

@@ -65,11 +65,13 @@ def test_resume_check_knows_settings_older_runs_did_not_record():
     (latent_dim 0) the generator's settings do not matter."""
     from tfcryogan.training.loop import changed_settings
     now = {"latent_dim": 2, "coefficient_map": "linear", "translation_free_basis": False,
-           "n_basis": 2, "seed": 0}
+           "critic_batch_statistics": 8, "n_basis": 2, "seed": 0}
     old_multi = {"latent_dim": 2, "n_basis": 3, "seed": 0}
-    assert changed_settings(old_multi, now) == ["n_basis", "coefficient_map"]
-    assert changed_settings(old_multi, {**now, "coefficient_map": "mlp", "n_basis": 3}) == []
+    assert changed_settings(old_multi, now) == ["critic_batch_statistics", "n_basis",
+                                                "coefficient_map"]
+    assert changed_settings(old_multi, {**now, "coefficient_map": "mlp", "n_basis": 3,
+                                        "critic_batch_statistics": 0}) == []
     old_cryogan = {"latent_dim": 0, "n_basis": 0, "seed": 0}
-    assert changed_settings(old_cryogan, {**now, "latent_dim": 0, "n_basis": 0}) == []
-    assert changed_settings(old_cryogan, {**now, "latent_dim": 0, "n_basis": 0, "seed": 1}) == \
-        ["seed"]
+    cryogan_now = {**now, "latent_dim": 0, "n_basis": 0, "critic_batch_statistics": 0}
+    assert changed_settings(old_cryogan, cryogan_now) == []
+    assert changed_settings(old_cryogan, {**cryogan_now, "seed": 1}) == ["seed"]

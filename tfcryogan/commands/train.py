@@ -45,6 +45,9 @@ def run(f):
     for name in ("max_steps", "batch_size", "n_critic", "checkpoint_every", "summary_every"):
         if getattr(f, name) < 1:
             raise InputError(f"--{name}={getattr(f, name)}: must be >= 1")
+    if f.critic_batch_statistics < -1:
+        raise InputError(f"--critic_batch_statistics={f.critic_batch_statistics}: must be >= 0 "
+                         "(0: off) or -1 (the default)")
     if f.max_minutes < 0:
         raise InputError(f"--max_minutes={f.max_minutes:g}: must be >= 0")
     if f.coefficient_map == "linear" and f.n_basis >= 0 and f.n_basis != f.latent_dim:
@@ -66,7 +69,8 @@ def run(f):
         output_dir=output_dir, max_steps=f.max_steps, max_minutes=f.max_minutes,
         batch_size=f.batch_size, n_critic=f.n_critic, generator_batches=f.generator_batches,
         gp_weight=f.gp_weight, critic_lr=f.critic_lr, generator_lr=f.generator_lr,
-        critic_channels=f.critic_channels, symmetry=f.symmetry, latent_dim=f.latent_dim,
+        critic_channels=f.critic_channels, critic_batch_statistics=f.critic_batch_statistics,
+        symmetry=f.symmetry, latent_dim=f.latent_dim,
         n_basis=f.n_basis, coefficient_map=f.coefficient_map,
         translation_free_basis=f.translation_free_basis,
         positivity_weight=f.positivity_weight,
@@ -99,7 +103,8 @@ def run(f):
 _TRAIN_FLAG_NAMES = {
     "particles", "output_dir", "max_steps", "max_minutes", "batch_size", "n_critic",
     "generator_batches", "gp_weight", "critic_lr", "generator_lr", "critic_channels",
-    "symmetry", "latent_dim", "n_basis", "coefficient_map", "translation_free_basis",
+    "critic_batch_statistics", "symmetry", "latent_dim", "n_basis", "coefficient_map",
+    "translation_free_basis",
     "positivity_weight", "basis_start_scale", "mask_radius", "initial_volume",
     "mixed_precision", "box", "invert_contrast", "shift_std_A", "lowpass_start",
     "lowpass_fraction", "ema_decay", "final_lr_fraction", "ground_truth", "strategy",

@@ -278,3 +278,19 @@ class ConformationGenerator(keras.Model):
                 "mask_radius": self.mask_radius, "n_basis": self.n_basis, "hidden": self.hidden,
                 "coefficient_map": self.coefficient_map,
                 "translation_free": self.translation_free, "name": self.name}
+
+
+def generator_from_settings(settings, name):
+    """The :class:`ConformationGenerator` a run's settings describe (``run.json``'s ``settings``
+    or ``Trainer._settings()``: ``box``, ``latent_dim``, ``symmetry``, ``mask_radius``,
+    ``n_basis``, ``hidden``, ``coefficient_map``, ``translation_free_basis``), named ``name``.
+    The training loop and the export build their generators here, so both read a setting the
+    same way; one that older runs did not record takes the value it had then (the MLP map, no
+    translation removal)."""
+    s = settings
+    n_basis = s.get("n_basis")
+    return ConformationGenerator(
+        s["box"], s["latent_dim"], s.get("symmetry", "C1"), s.get("mask_radius", 0.45),
+        n_basis=None if n_basis is None or n_basis < 0 else n_basis, hidden=s.get("hidden", 64),
+        coefficient_map=s.get("coefficient_map", "mlp"),
+        translation_free=s.get("translation_free_basis", False), name=name)

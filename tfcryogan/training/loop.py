@@ -25,8 +25,8 @@ from tfcryogan import data as data_lib
 from tfcryogan import io, simulator
 from tfcryogan.physics import fourier, projector
 from tfcryogan.errors import InputError
-from tfcryogan.models.critic import build_critic
-from tfcryogan.models.generator import (ConformationGenerator, basis_count,
+from tfcryogan.models.critic import batch_statistics_group, build_critic
+from tfcryogan.models.generator import (basis_count, generator_from_settings,
                                         random_basis_volumes, random_initial_volume)
 from tfcryogan.progress import Progress, format_duration
 from tfcryogan.training import strategy as strategy_lib
@@ -49,6 +49,7 @@ class TrainConfig:
     beta_1: float = 0.5
     beta_2: float = 0.9
     critic_channels: int = 16
+    critic_batch_statistics: int = -1
     symmetry: str = "C1"
     latent_dim: int = 0
     n_basis: int = -1
@@ -76,13 +77,14 @@ class TrainConfig:
     flags: dict = dataclasses.field(default_factory=dict)
 
     # Settings a resumed run must share with the checkpoint it resumes.
-    FIXED = ("batch_size", "n_critic", "critic_channels", "symmetry", "latent_dim", "n_basis",
-             "hidden", "coefficient_map", "translation_free_basis", "noise", "seed", "box",
-             "pixel_size")
+    FIXED = ("batch_size", "n_critic", "critic_channels", "critic_batch_statistics", "symmetry",
+             "latent_dim", "n_basis", "hidden", "coefficient_map", "translation_free_basis",
+             "noise", "seed", "box", "pixel_size")
 
 
 # Settings added after runs were recorded without them: their value in those runs.
-_SETTINGS_BEFORE_RECORDED = {"coefficient_map": "mlp", "translation_free_basis": False}
+_SETTINGS_BEFORE_RECORDED = {"coefficient_map": "mlp", "translation_free_basis": False,
+                             "critic_batch_statistics": 0}
 _GENERATOR_ONLY = ("coefficient_map", "translation_free_basis", "n_basis", "hidden")
 
 
@@ -135,6 +137,9 @@ class Trainer:
         values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6),
                       n_basis=basis_count(self.config.latent_dim, self.config.n_basis,
                                           self.config.coefficient_map),
+                      critic_batch_statistics=batch_statistics_group(
+                          self.config.critic_batch_statistics, self.config.latent_dim,
+                          self.config.batch_size // self.strategy.num_replicas_in_sync),
                       generator_batches=generator_batch_count(self.config.generator_batches,
                                                               self.config.latent_dim,
                                                               self.config.n_critic),
@@ -166,17 +171,11 @@ class Trainer:
         shift_std = c.shift_std_A if c.shift_std_A >= 0 else data.pixel_size
         keras.utils.set_random_seed(c.seed)  # weight initialisation: the same for every run
         with self.strategy.scope():
-            n_basis = None if c.n_basis < 0 else c.n_basis
-
-            def make_generator(name):
-                return ConformationGenerator(data.box, c.latent_dim, c.symmetry, c.mask_radius,
-                                             n_basis=n_basis, hidden=c.hidden,
-                                             coefficient_map=c.coefficient_map,
-                                             translation_free=c.translation_free_basis,
-                                             name=name)
-            self.generator = make_generator("generator")
-            self.ema_generator = make_generator("ema_generator")
+            settings = self._settings()
+            self.generator = generator_from_settings(settings, "generator")
+            self.ema_generator = generator_from_settings(settings, "ema_generator")
             critic = build_critic(data.box, base_channels=c.critic_channels,
+                                  batch_statistics_group=settings["critic_batch_statistics"],
                                   mixed_precision=c.mixed_precision)
             self.model = CryoGAN(
                 self.generator, critic, data.pixel_size, c.batch_size,

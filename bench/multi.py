@@ -218,6 +218,18 @@ def motion_variance_fraction(volumes, start, end, sigma=1.5):
     return float(np.sum((deviations @ direction) ** 2) / np.sum(deviations ** 2))
 
 
+def linear_model_ceiling(frames, z):
+    """The best the linear map can do on these frames: ``template + sum_k z_k s_k PC_k`` with the
+    frames' mean, principal components and their standard deviations ``s_k`` (``[K]`` from ``z``
+    ``[B, K]``), evaluated at the samples' own codes ``z``; returns ``[B, N, N, N]``."""
+    flat = np.stack([np.asarray(f, np.float64).ravel() for f in frames])
+    mean = flat.mean(axis=0)
+    _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    k = z.shape[1]
+    std = s[:k] / np.sqrt(len(flat))
+    return (mean + (z * std) @ vt[:k]).reshape((len(z),) + np.shape(frames[0]))
+
+
 def align_samples(sample_dir, reference, out_dir, pixel):
     """Align the samples' mean volume to ``reference`` and move every sample by that one rigid
     transformation (rotation, hand, shift), writing them to ``out_dir``; returns their names.
@@ -311,6 +323,14 @@ def coverage(args):
     print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "
           "after alignment): " + " ".join(f"{x:.2f}" for x in t))
     print(f"  best frame of each of the {len(best)} samples: {best}")
+    z_path = os.path.join(samples, "z.txt")
+    if os.path.exists(z_path):  # the same codes through the frames' own linear model
+        ceiling = linear_model_ceiling(vols, np.loadtxt(z_path, ndmin=2))
+        print("  the linear map's best (the frames' mean and principal components at the "
+              "samples' z): positions " + " ".join(
+                  f"{x:.2f}" for x in sorted(motion_coordinate(v, vols[0], vols[-1])
+                                            for v in ceiling)) +
+              f"; share along the motion {motion_variance_fraction(ceiling, vols[0], vols[-1]):.2f}")
     print(f"  frames matched (a sample within {args.threshold_A:g} A at FSC 0.5): {recalled}")
     print(f"  precision {result['precision']:.2f}, recall {result['recall']:.2f} "
           f"(threshold {args.threshold_A:g} A); details in {evaluation}")

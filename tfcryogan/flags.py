@@ -129,6 +129,10 @@ def define_train_flags():
     flags.DEFINE_float("positivity_weight", 10.0,
                        "Multi-CryoGAN: weight of the penalty on negative density in generated "
                        "volumes (the template itself is clipped at 0).")
+    flags.DEFINE_float("basis_decay", 0.0,
+                       "Multi-CryoGAN: decoupled weight decay of the basis volumes (each step "
+                       "they shrink by generator_lr * basis_decay): variation the critic does "
+                       "not ask for fades. 0: off.")
     flags.DEFINE_float("basis_start_scale", 0.2,
                        "Multi-CryoGAN: largest value of the random starting basis volumes, as a "
                        "fraction of the starting template's maximum (the initial spread).")

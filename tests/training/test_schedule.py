@@ -1,6 +1,7 @@
 """The coarse-to-fine schedule: the critic's low-pass follows the run's progress (a fraction of
 the run, whatever its length in steps), and the learning rates decay with it."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,13 +66,63 @@ def test_resume_check_knows_settings_older_runs_did_not_record():
     (latent_dim 0) the generator's settings do not matter."""
     from tfcryogan.training.loop import changed_settings
     now = {"latent_dim": 2, "coefficient_map": "linear", "translation_free_basis": False,
-           "critic_batch_statistics": 8, "n_basis": 2, "seed": 0}
+           "critic_batch_statistics": 8, "n_basis": 2, "basis_decay": 1.0, "seed": 0}
     old_multi = {"latent_dim": 2, "n_basis": 3, "seed": 0}
     assert changed_settings(old_multi, now) == ["critic_batch_statistics", "n_basis",
-                                                "coefficient_map"]
+                                                "coefficient_map", "basis_decay"]
     assert changed_settings(old_multi, {**now, "coefficient_map": "mlp", "n_basis": 3,
-                                        "critic_batch_statistics": 0}) == []
+                                        "critic_batch_statistics": 0,
+                                        "basis_decay": 0.0}) == []
     old_cryogan = {"latent_dim": 0, "n_basis": 0, "seed": 0}
-    cryogan_now = {**now, "latent_dim": 0, "n_basis": 0, "critic_batch_statistics": 0}
+    cryogan_now = {**now, "latent_dim": 0, "n_basis": 0, "critic_batch_statistics": 0,
+                   "basis_decay": 0.0}
     assert changed_settings(old_cryogan, cryogan_now) == []
     assert changed_settings(old_cryogan, {**cryogan_now, "seed": 1}) == ["seed"]
+
+
+def test_basis_decay_shrinks_only_the_basis_at_the_learning_rate():
+    """Decoupled decay: after decay_basis() the basis volumes are (1 - lr * decay) times what they
+    were; the template and the image-formation scalars are untouched; 0 (the default) and
+    CryoGAN (no basis) leave everything as it was."""
+    def model_with(decay, latent_dim=2):
+        generator = ConformationGenerator(16, latent_dim)
+        generator(tf.zeros([1, latent_dim]))
+        generator.template.assign(tf.random.uniform([16, 16, 16], seed=1))
+        if latent_dim:
+            generator.basis.assign(tf.random.normal([latent_dim, 16, 16, 16], seed=2))
+        model = CryoGAN(generator, build_critic(16), pixel_size=5.0, global_batch=4,
+                        basis_decay=decay)
+        model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(0.01))
+        return model
+
+    model = model_with(5.0)
+    template, basis = model.generator.template.numpy(), model.generator.basis.numpy()
+    model.decay_basis()
+    np.testing.assert_allclose(model.generator.basis.numpy(), 0.95 * basis, rtol=1e-6)
+    np.testing.assert_array_equal(model.generator.template.numpy(), template)
+    off = model_with(0.0)
+    basis = off.generator.basis.numpy()
+    off.decay_basis()
+    np.testing.assert_array_equal(off.generator.basis.numpy(), basis)
+    model_with(5.0, latent_dim=0).decay_basis()  # no basis: nothing to do, no error
+
+
+def test_resuming_an_older_run_with_new_settings_is_a_one_line_error(tiny_dataset, tmp_path):
+    """The refusal names the setting's value in the old run even when that run did not record it
+    (it took the value it had then), instead of failing on the missing key."""
+    import json
+
+    from tfcryogan import data as data_lib
+    from tfcryogan.errors import InputError
+    from tfcryogan.training import loop
+    star, _ = tiny_dataset
+    config = loop.TrainConfig(output_dir=str(tmp_path), batch_size=4, n_critic=1, latent_dim=2)
+    data = data_lib.load_particles(star)
+    settings = loop.Trainer(config, data, log=lambda line: None)._settings()  # pylint: disable=protected-access
+    old = {k: v for k, v in settings.items() if k not in ("critic_batch_statistics",
+                                                          "coefficient_map", "basis_decay")}
+    with open(tmp_path / "run.json", "w", encoding="utf-8") as f:
+        json.dump({"settings": {**old, "coefficient_map": "linear"}}, f)
+    with pytest.raises(InputError, match="critic_batch_statistics=0 but now "
+                                         "critic_batch_statistics=4"):  # group clipped to the batch
+        loop.Trainer(config, data, log=lambda line: None)

@@ -57,6 +57,7 @@ class TrainConfig:
     coefficient_map: str = "linear"
     translation_free_basis: bool = False
     positivity_weight: float = 10.0
+    basis_decay: float = 0.0
     basis_start_scale: float = 0.2
     generator_batches: int = -1
     mixed_precision: bool = False
@@ -79,13 +80,20 @@ class TrainConfig:
     # Settings a resumed run must share with the checkpoint it resumes.
     FIXED = ("batch_size", "n_critic", "critic_channels", "critic_batch_statistics", "symmetry",
              "latent_dim", "n_basis", "hidden", "coefficient_map", "translation_free_basis",
-             "noise", "seed", "box", "pixel_size")
+             "basis_decay", "noise", "seed", "box", "pixel_size")
 
 
 # Settings added after runs were recorded without them: their value in those runs.
 _SETTINGS_BEFORE_RECORDED = {"coefficient_map": "mlp", "translation_free_basis": False,
-                             "critic_batch_statistics": 0}
-_GENERATOR_ONLY = ("coefficient_map", "translation_free_basis", "n_basis", "hidden")
+                             "critic_batch_statistics": 0, "basis_decay": 0.0}
+_GENERATOR_ONLY = ("coefficient_map", "translation_free_basis", "n_basis", "hidden",
+                   "basis_decay")
+
+
+def recorded_settings(previous):
+    """A run's recorded settings (``run.json``'s ``settings``) with the value each setting had
+    before runs recorded it filled in where it is missing."""
+    return {**_SETTINGS_BEFORE_RECORDED, **previous}
 
 
 def changed_settings(previous, now):
@@ -93,7 +101,7 @@ def changed_settings(previous, now):
     from ``now`` (both dicts as in ``run.json``). A setting missing from an older record takes
     the value it had then; the generator's own settings do not matter for CryoGAN
     (``latent_dim == 0``)."""
-    previous = {**_SETTINGS_BEFORE_RECORDED, **previous}
+    previous = recorded_settings(previous)
     names = TrainConfig.FIXED
     if previous.get("latent_dim", 0) == 0 and now.get("latent_dim", 0) == 0:
         names = [k for k in names if k not in _GENERATOR_ONLY]
@@ -159,7 +167,8 @@ class Trainer:
         if changed:
             k = changed[0]
             raise InputError(f"{self.record_path}: this folder holds a run with {k}="
-                             f"{previous[k]} but now {k}={now[k]}; use another --output_dir "
+                             f"{recorded_settings(previous)[k]} but now {k}={now[k]}; use "
+                             "another --output_dir "
                              "or the same settings to resume")
 
     def _build(self):
@@ -184,6 +193,7 @@ class Trainer:
                 shift_std_px=shift_std / data.pixel_size, learn_shift=c.learn_shift,
                 lowpass_start=c.lowpass_start, lowpass_fraction=c.lowpass_fraction,
                 ema_decay=c.ema_decay, positivity_weight=c.positivity_weight,
+                basis_decay=c.basis_decay,
                 generator_batches=c.generator_batches, seed=c.seed)
             z = tf.zeros([1, c.latent_dim])
             self.generator(z)
@@ -281,6 +291,7 @@ class Trainer:
             per_replica = strategy.run(model.train_step, args=(batch,))
             metrics = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                        for k, v in per_replica.items()}
+            model.decay_basis()
             model.update_ema()
             model.step.assign_add(1)
             return metrics

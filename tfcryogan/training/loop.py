@@ -159,7 +159,7 @@ class Trainer:
             return
         try:
             with open(self.record_path, encoding="utf-8") as f:
-                previous = json.load(f).get("settings", {})
+                previous = recorded_settings(json.load(f).get("settings", {}))
         except (OSError, ValueError):
             return
         now = self._settings()
@@ -167,8 +167,7 @@ class Trainer:
         if changed:
             k = changed[0]
             raise InputError(f"{self.record_path}: this folder holds a run with {k}="
-                             f"{recorded_settings(previous)[k]} but now {k}={now[k]}; use "
-                             "another --output_dir "
+                             f"{previous[k]} but now {k}={now[k]}; use another --output_dir "
                              "or the same settings to resume")
 
     def _build(self):

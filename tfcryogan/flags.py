@@ -133,6 +133,10 @@ def define_train_flags():
                        "Multi-CryoGAN: decoupled weight decay of the basis volumes (each step "
                        "they shrink by generator_lr * basis_decay): variation the critic does "
                        "not ask for fades. 0: off.")
+    flags.DEFINE_float("basis_warmup", 0.0,
+                       "Multi-CryoGAN: the basis volumes' learning rate ramps linearly from 0 to "
+                       "the generator's over this fraction of the run (the template first). "
+                       "0: off.")
     flags.DEFINE_float("basis_start_scale", 0.2,
                        "Multi-CryoGAN: largest value of the random starting basis volumes, as a "
                        "fraction of the starting template's maximum (the initial spread).")

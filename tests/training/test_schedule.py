@@ -126,3 +126,35 @@ def test_resuming_an_older_run_with_new_settings_is_a_one_line_error(tiny_datase
     with pytest.raises(InputError, match="critic_batch_statistics=0 but now "
                                          "critic_batch_statistics=4"):  # group clipped to the batch
         loop.Trainer(config, data, log=lambda line: None)
+
+
+def test_basis_warmup_scales_the_basis_step_and_leaves_the_template_at_full_rate(tiny_dataset,
+                                                                                   tmp_path):
+    """Through the Trainer's distributed step: at progress 0 of a warm-up the basis volumes do not
+    move while the template does; halfway through a warm-up of 0.5 they take exactly half of the
+    step an identical run without warm-up takes (same start, same batch: same Adam step), and
+    the template the same step."""
+    from tfcryogan import data as data_lib
+    from tfcryogan.training import loop
+    star, _ = tiny_dataset
+    data = data_lib.load_particles(star)
+
+    def one_step(warmup, progress, name):
+        config = loop.TrainConfig(output_dir=str(tmp_path / name), batch_size=4, n_critic=1,
+                                  latent_dim=2, basis_warmup=warmup)
+        trainer = loop.Trainer(config, data, log=lambda line: None)
+        generator = trainer.generator
+        template, basis = generator.template.numpy(), generator.basis.numpy()
+        trainer._set_schedules(progress)  # pylint: disable=protected-access
+        step = trainer._distributed_step()  # pylint: disable=protected-access
+        step(next(iter(trainer.dataset(0))))
+        return (generator.template.numpy() - template, generator.basis.numpy() - basis)
+
+    frozen_template, frozen_basis = one_step(0.5, 0.0, "frozen")
+    assert np.abs(frozen_template).max() > 1e-4
+    np.testing.assert_array_equal(frozen_basis, 0.0)
+    half_template, half_basis = one_step(0.5, 0.125, "half")  # a quarter of the warm-up
+    full_template, full_basis = one_step(0.0, 0.125, "full")
+    assert np.abs(full_basis).max() > 1e-4
+    np.testing.assert_allclose(half_basis, 0.25 * full_basis, atol=1e-6)
+    np.testing.assert_allclose(half_template, full_template, atol=1e-6)

@@ -50,6 +50,9 @@ def run(f):
                          "(0: off) or -1 (the default)")
     if f.basis_decay < 0:
         raise InputError(f"--basis_decay={f.basis_decay:g}: must be >= 0 (0: off)")
+    if not 0 <= f.basis_warmup <= 1:
+        raise InputError(f"--basis_warmup={f.basis_warmup:g}: must be a fraction of the run, "
+                         "0 (off) to 1")
     if f.max_minutes < 0:
         raise InputError(f"--max_minutes={f.max_minutes:g}: must be >= 0")
     if f.coefficient_map == "linear" and f.n_basis >= 0 and f.n_basis != f.latent_dim:
@@ -76,6 +79,7 @@ def run(f):
         n_basis=f.n_basis, coefficient_map=f.coefficient_map,
         translation_free_basis=f.translation_free_basis,
         positivity_weight=f.positivity_weight, basis_decay=f.basis_decay,
+        basis_warmup=f.basis_warmup,
         basis_start_scale=f.basis_start_scale, mask_radius=f.mask_radius,
         initial_volume=f.initial_volume,
         noise=f.noise, shift_std_A=f.shift_std_A, lowpass_start=f.lowpass_start,
@@ -107,7 +111,8 @@ _TRAIN_FLAG_NAMES = {
     "generator_batches", "gp_weight", "critic_lr", "generator_lr", "critic_channels",
     "critic_batch_statistics", "symmetry", "latent_dim", "n_basis", "coefficient_map",
     "translation_free_basis",
-    "positivity_weight", "basis_decay", "basis_start_scale", "mask_radius", "initial_volume",
+    "positivity_weight", "basis_decay", "basis_warmup", "basis_start_scale", "mask_radius",
+    "initial_volume",
     "mixed_precision", "box", "invert_contrast", "shift_std_A", "lowpass_start",
     "lowpass_fraction", "ema_decay", "final_lr_fraction", "ground_truth", "strategy",
     "cpu_replicas", "checkpoint_every", "summary_every", "noise", "noise_from", "seed",

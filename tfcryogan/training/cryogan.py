@@ -93,14 +93,17 @@ class CryoGAN(keras.Model):
       basis_decay: decoupled weight decay of the basis volumes (Multi-CryoGAN): after each
         generator update they shrink by the factor ``1 - learning_rate * basis_decay`` (see
         :meth:`decay_basis`); 0 turns it off.
+      basis_warmup: the basis volumes (Multi-CryoGAN) learn at a rate that ramps linearly from 0
+        to the full learning rate until the run's progress reaches this fraction (see
+        :meth:`gate_basis`); 0 turns it off.
       seed: integer seed of every random draw.
     """
 
     def __init__(self, generator, critic, pixel_size, global_batch, ema_generator=None,
                  n_critic=4, gp_weight=10.0, noise_kind="white", noise_psd=None,
                  shift_std_px=1.0, learn_shift=True, lowpass_start=4.0, lowpass_fraction=0.8,
-                 ema_decay=0.995, positivity_weight=10.0, basis_decay=0.0, generator_batches=-1,
-                 seed=0, **kwargs):
+                 ema_decay=0.995, positivity_weight=10.0, basis_decay=0.0, basis_warmup=0.0,
+                 generator_batches=-1, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.ema_generator = ema_generator
@@ -117,6 +120,7 @@ class CryoGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.positivity_weight = float(positivity_weight)
         self.basis_decay = float(basis_decay)
+        self.basis_warmup = float(basis_warmup)
         self.generator_batches = generator_batch_count(generator_batches, generator.latent_dim,
                                                        self.n_critic)
         self.seed = int(seed)
@@ -140,6 +144,10 @@ class CryoGAN(keras.Model):
         # before each step (the same value on every worker); drives the low-pass schedule.
         self.lowpass_progress = self.add_weight(shape=(), initializer="zeros",
                                                 name="lowpass_progress", trainable=False)
+        # The fraction of each generator update the basis volumes keep (1 after the warm-up);
+        # set with the other schedules by the training loop.
+        self.basis_rate = self.add_weight(shape=(), initializer="ones", name="basis_rate",
+                                          trainable=False)
 
     SCALAR_SPEED = 10.0
 
@@ -298,6 +306,29 @@ class CryoGAN(keras.Model):
         self.g_optimizer.apply_gradients(zip(grads, variables))
         return {"wasserstein": -w_loss, "gradient_penalty": gp, "critic_loss": d_loss,
                 "generator_loss": g_loss}
+
+    def basis_before_update(self):
+        """A copy of the basis volumes ``[K, N, N, N]`` taken before the step (cross-replica), for
+        :meth:`gate_basis`; None when they learn at the full rate throughout (no warm-up, or
+        CryoGAN)."""
+        if not (self.basis_warmup and self.generator.n_basis):
+            return None
+        return tf.identity(self.generator.basis.value)
+
+    def gate_basis(self, before):
+        """Keep only the fraction ``basis_rate`` of the step's change of the basis volumes
+        (cross-replica; ``before`` from :meth:`basis_before_update`): their learning rate during
+        the warm-up, while the template's is full. Adam's moments see every gradient, so the rate,
+        not the direction, is what the warm-up changes.
+
+        Why: the variation is created in the first minute of a run, while the template is still
+        a rough blob: started 10 times smaller (``basis_start_scale=0.02``), the spread of the
+        samples was back at the usual ~36% within a minute, most of it off the motion, and the
+        critic removes such variation only slowly afterwards."""
+        if before is None:
+            return
+        basis = self.generator.basis
+        basis.assign(before + self.basis_rate * (basis - before))
 
     def decay_basis(self):
         """Shrink the basis volumes by ``1 - learning_rate * basis_decay`` (cross-replica; after

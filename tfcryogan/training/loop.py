@@ -58,6 +58,7 @@ class TrainConfig:
     translation_free_basis: bool = False
     positivity_weight: float = 10.0
     basis_decay: float = 0.0
+    basis_warmup: float = 0.0
     basis_start_scale: float = 0.2
     generator_batches: int = -1
     mixed_precision: bool = False
@@ -192,7 +193,7 @@ class Trainer:
                 shift_std_px=shift_std / data.pixel_size, learn_shift=c.learn_shift,
                 lowpass_start=c.lowpass_start, lowpass_fraction=c.lowpass_fraction,
                 ema_decay=c.ema_decay, positivity_weight=c.positivity_weight,
-                basis_decay=c.basis_decay,
+                basis_decay=c.basis_decay, basis_warmup=c.basis_warmup,
                 generator_batches=c.generator_batches, seed=c.seed)
             z = tf.zeros([1, c.latent_dim])
             self.generator(z)
@@ -287,9 +288,11 @@ class Trainer:
 
         @tf.function
         def step_fn(batch):
+            before = model.basis_before_update()
             per_replica = strategy.run(model.train_step, args=(batch,))
             metrics = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                        for k, v in per_replica.items()}
+            model.gate_basis(before)
             model.decay_basis()
             model.update_ema()
             model.step.assign_add(1)
@@ -299,7 +302,8 @@ class Trainer:
 
     def _set_schedules(self, progress):
         """Set what follows the run's progress (0 to 1): the cosine decay of both learning rates
-        from their initial values to ``final_lr_fraction`` of them, and the critic's low-pass."""
+        from their initial values to ``final_lr_fraction`` of them, the critic's low-pass, and the
+        basis volumes' share of the generator's rate (a linear ramp over ``basis_warmup``)."""
         c = self.config
         progress = min(max(progress, 0.0), 1.0)
         f = c.final_lr_fraction + (1.0 - c.final_lr_fraction) * 0.5 * (
@@ -307,6 +311,8 @@ class Trainer:
         self.d_optimizer.learning_rate.assign(c.critic_lr * f)
         self.g_optimizer.learning_rate.assign(c.generator_lr * f)
         self.model.lowpass_progress.assign(progress)
+        if c.basis_warmup > 0:
+            self.model.basis_rate.assign(min(progress / c.basis_warmup, 1.0))
 
     def _agree(self, progress, out_of_time):
         """The run's progress and stop decision, the same on every worker.

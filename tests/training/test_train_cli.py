@@ -90,6 +90,7 @@ def test_bad_input_is_one_line(tiny_dataset, tmp_path):
          "--n_basis=3"),
         ([f"--particles={star}", "--critic_batch_statistics=-2"], "--critic_batch_statistics=-2"),
         ([f"--particles={star}", "--basis_decay=-1"], "--basis_decay=-1"),
+        ([f"--particles={star}", "--basis_warmup=2"], "--basis_warmup=2"),
         ([f"--particles={star}", f"--ground_truth={tmp_path / 'nope.mrc'}"], "nope.mrc"),
     ]
     for flags, expected in cases:

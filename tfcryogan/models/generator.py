@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from tfcryogan.physics import fourier, symmetry as symmetry_lib
+from tfcryogan.run_record import recorded_settings
 
 
 class NonNegative(keras.constraints.Constraint):
@@ -287,10 +288,10 @@ def generator_from_settings(settings, name):
     The training loop and the export build their generators here, so both read a setting the
     same way; one that older runs did not record takes the value it had then (the MLP map, no
     translation removal)."""
-    s = settings
+    s = recorded_settings(settings)
     n_basis = s.get("n_basis")
     return ConformationGenerator(
         s["box"], s["latent_dim"], s.get("symmetry", "C1"), s.get("mask_radius", 0.45),
         n_basis=None if n_basis is None or n_basis < 0 else n_basis, hidden=s.get("hidden", 64),
-        coefficient_map=s.get("coefficient_map", "mlp"),
-        translation_free=s.get("translation_free_basis", False), name=name)
+        coefficient_map=s["coefficient_map"],
+        translation_free=s["translation_free_basis"], name=name)

@@ -29,6 +29,7 @@ from tfcryogan.models.critic import batch_statistics_group, build_critic
 from tfcryogan.models.generator import (basis_count, generator_from_settings,
                                         random_basis_volumes, random_initial_volume)
 from tfcryogan.progress import Progress, format_duration
+from tfcryogan.run_record import recorded_settings
 from tfcryogan.training import strategy as strategy_lib
 from tfcryogan.training.cryogan import CryoGAN, generator_batch_count
 
@@ -84,17 +85,8 @@ class TrainConfig:
              "basis_decay", "noise", "seed", "box", "pixel_size")
 
 
-# Settings added after runs were recorded without them: their value in those runs.
-_SETTINGS_BEFORE_RECORDED = {"coefficient_map": "mlp", "translation_free_basis": False,
-                             "critic_batch_statistics": 0, "basis_decay": 0.0}
 _GENERATOR_ONLY = ("coefficient_map", "translation_free_basis", "n_basis", "hidden",
                    "basis_decay")
-
-
-def recorded_settings(previous):
-    """A run's recorded settings (``run.json``'s ``settings``) with the value each setting had
-    before runs recorded it filled in where it is missing."""
-    return {**_SETTINGS_BEFORE_RECORDED, **previous}
 
 
 def changed_settings(previous, now):

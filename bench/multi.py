@@ -16,11 +16,12 @@ same order), a data set with CTFs and noise (bin/simulate, each particle a rando
 every sample moved by that one transformation, then bin/evaluate --no_align gives each sample's best
 frame (precision) and each frame's best sample (recall) at FSC 0.5 within --threshold_A, and a least
 squares fit (to the frames blurred as much as fits best) places each sample on the line from the
-first frame (0) to the last (1).
+first frame (0) to the last (1). It also prints the share of the samples' (and the frames')
+variance along the motion and in whole-particle translations, rotations and strains of their mean.
 
   python bench/multi.py --part=cost [--box=64] [--batch=32] [--coefficient_map=linear]
       [--translation_free_basis]
-  python bench/multi.py --part=coverage --box=32 [--minutes=15] [--threshold_A=20]
+  python bench/multi.py --part=coverage --box=32 [--minutes=15] [--threshold_A=20] [--latent=2]
       [--train_flags="--generator_batches=5 ..."] [--evaluate_only [--samples_dir=DIR]]
 """
 
@@ -218,6 +219,40 @@ def motion_variance_fraction(volumes, start, end, sigma=1.5):
     return float(np.sum((deviations @ direction) ** 2) / np.sum(deviations ** 2))
 
 
+def whole_particle_shares(volumes, sigma=1.5):
+    """Shares of the variance of ``[B, N, N, N]`` volumes (about their mean, all blurred by
+    ``sigma`` voxels) that lie in the span of the mean's infinitesimal whole-particle motions:
+    ``translations`` (its 3 gradients), then ``rotations`` (3, about the box centre) and
+    ``strains`` (the 6 stretches and shears), each group orthogonalised against the ones before.
+    Returns a dict of floats. A shift or turn of the whole particle that varies with ``z`` is
+    (nearly) invisible in images of random pose and shift, so a critic barely removes it."""
+    blurred = np.stack([gaussian_blur(v, sigma) for v in volumes])
+    mean = blurred.mean(axis=0)
+    deviations = (blurred - mean).reshape(len(blurred), -1)
+    grad = np.gradient(mean)
+    c = np.arange(mean.shape[0]) - mean.shape[0] // 2
+    x = np.meshgrid(c, c, c, indexing="ij")
+    pairs = ((1, 2), (2, 0), (0, 1))
+    groups = {"translations": list(grad),
+              "rotations": [x[j] * grad[k] - x[k] * grad[j] for j, k in pairs],
+              "strains": [x[i] * grad[i] for i in range(3)] +
+                         [x[j] * grad[k] + x[k] * grad[j] for j, k in pairs]}
+    basis, shares = [], {}
+    total = float(np.sum(deviations ** 2))
+    for name, directions in groups.items():
+        first = len(basis)
+        for d in directions:  # Gram-Schmidt against every earlier direction
+            d = d.ravel().copy()
+            for q in basis:
+                d -= (d @ q) * q
+            norm = np.linalg.norm(d)
+            if norm > 1e-9:
+                basis.append(d / norm)
+        q = np.stack(basis[first:])
+        shares[name] = float(np.sum((deviations @ q.T) ** 2) / total)
+    return shares
+
+
 def linear_model_ceiling(frames, z):
     """The best the linear map can do on these frames: ``template + sum_k z_k s_k PC_k`` with the
     frames' mean, principal components and their standard deviations ``s_k`` (``[K]`` from ``z``
@@ -319,6 +354,10 @@ def coverage(args):
     print(f"  share of the variance along the motion (frame 0 -> last, blurred 1.5 voxels): "
           f"samples {motion_variance_fraction(aligned_vols, vols[0], vols[-1]):.2f}, frames "
           f"{motion_variance_fraction(np.stack(vols), vols[0], vols[-1]):.2f}")
+    for name, volumes in (("samples", aligned_vols), ("frames", np.stack(vols))):
+        print(f"  share of the {name}' variance in whole-particle motions of their mean "
+              "(blurred 1.5 voxels): " + ", ".join(
+                  f"{k} {v:.2f}" for k, v in whole_particle_shares(volumes).items()))
     t = sorted(motion_coordinate(v, vols[0], vols[-1]) for v in aligned_vols)
     print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "
           "after alignment): " + " ".join(f"{x:.2f}" for x in t))

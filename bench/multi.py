@@ -237,19 +237,13 @@ def whole_particle_shares(volumes, sigma=1.5):
               "rotations": [x[j] * grad[k] - x[k] * grad[j] for j, k in pairs],
               "strains": [x[i] * grad[i] for i in range(3)] +
                          [x[j] * grad[k] + x[k] * grad[j] for j, k in pairs]}
-    basis, shares = [], {}
-    total = float(np.sum(deviations ** 2))
+    # QR orthonormalises the 12 directions in order: column k spans directions 0..k.
+    q, _ = np.linalg.qr(np.stack([d.ravel() for ds in groups.values() for d in ds], axis=1))
+    projected = (deviations @ q) ** 2  # [B, 12]
+    total, shares, first = float(np.sum(deviations ** 2)), {}, 0
     for name, directions in groups.items():
-        first = len(basis)
-        for d in directions:  # Gram-Schmidt against every earlier direction
-            d = d.ravel().copy()
-            for q in basis:
-                d -= (d @ q) * q
-            norm = np.linalg.norm(d)
-            if norm > 1e-9:
-                basis.append(d / norm)
-        q = np.stack(basis[first:])
-        shares[name] = float(np.sum((deviations @ q.T) ** 2) / total)
+        shares[name] = float(np.sum(projected[:, first:first + len(directions)]) / total)
+        first += len(directions)
     return shares
 
 

@@ -247,16 +247,21 @@ def whole_particle_shares(volumes, sigma=1.5):
     return shares
 
 
-def linear_model_ceiling(frames, z):
-    """The best the linear map can do on these frames: ``template + sum_k z_k s_k PC_k`` with the
-    frames' mean, principal components and their standard deviations ``s_k`` (``[K]`` from ``z``
-    ``[B, K]``), evaluated at the samples' own codes ``z``; returns ``[B, N, N, N]``."""
+def frames_linear_model(frames, k):
+    """The frames' own linear model: their mean ``[N^3]`` and ``k`` principal components scaled by
+    their standard deviations ``[k, N^3]``, so that ``mean + z @ scaled`` with ``z ~ N(0, I)``
+    has the frames' variance in those components (float64, flattened)."""
     flat = np.stack([np.asarray(f, np.float64).ravel() for f in frames])
     mean = flat.mean(axis=0)
     _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
-    k = z.shape[1]
-    std = s[:k] / np.sqrt(len(flat))
-    return (mean + (z * std) @ vt[:k]).reshape((len(z),) + np.shape(frames[0]))
+    return mean, (s[:k] / np.sqrt(len(flat)))[:, None] * vt[:k]
+
+
+def linear_model_ceiling(frames, z):
+    """The best the linear map can do on these frames: :func:`frames_linear_model` evaluated at
+    the samples' own codes ``z`` ``[B, K]``; returns ``[B, N, N, N]``."""
+    mean, scaled = frames_linear_model(frames, z.shape[1])
+    return (mean + z @ scaled).reshape((len(z),) + np.shape(frames[0]))
 
 
 def align_samples(sample_dir, reference, out_dir, pixel):

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Multi-CryoGAN started at the answer: does training keep the right variation?
+
+A diagnostic for the coverage bench (``bench/multi.py --part=coverage``, whose data it reuses):
+the generator starts with the adk frames' mean as its template and their principal components,
+scaled to their standard deviations, as its basis volumes (the linear map's best, share along the
+motion 0.90), then trains for --minutes with the package's defaults as ``bin/train`` would. The
+samples are exported, drawn and scored by ``bench/multi.py --evaluate_only``. If the training
+keeps the motion, the shortfall of a random start is in finding it; if the motion decays into
+other directions, the objective itself does not hold it.
+
+  python bench/multi.py --part=coverage --box=32      # once: makes WORK/coverage's data
+  python bench/coverage_from_truth.py [--minutes=15] [--seed=0]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="/tmp/bench_multi")
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--latent", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    coverage = os.path.join(args.work, "coverage")
+    star = os.path.join(coverage, "particles.star")
+    if not os.path.exists(star):
+        sys.exit(f"error: {star} not found: run python bench/multi.py --part=coverage --box=32 "
+                 "first (it makes the frames and the particles)")
+    from tfcryogan import cli
+    cli.import_tensorflow_quietly()
+    import tensorflow as tf
+
+    import multi
+    from tfcryogan import data as data_lib, io
+    from tfcryogan.training import loop
+    frames_dir = os.path.join(coverage, "frames")
+    frames = [io.read_volume(os.path.join(frames_dir, p))[0]
+              for p in sorted(os.listdir(frames_dir)) if p.endswith(".mrc")]
+    mean, scaled = multi.frames_linear_model(frames, args.latent)
+    n = frames[0].shape[0]
+    unit = mean.max()  # the package's templates start with maximum 1
+    work = os.path.join(args.work, "from_truth")
+    shutil.rmtree(work, ignore_errors=True)  # a fresh start each time
+    run_dir = os.path.join(work, "run")
+    config = loop.TrainConfig(output_dir=run_dir, max_minutes=args.minutes,
+                              latent_dim=args.latent, seed=args.seed)
+    trainer = loop.Trainer(config, data_lib.load_particles(star))
+    generator = trainer.generator
+    generator.template.assign(tf.constant((mean / unit).reshape([n] * 3), tf.float32))
+    generator.basis.assign(tf.constant((scaled / unit).reshape([args.latent] + [n] * 3),
+                                       tf.float32))
+    for ema, w in zip(trainer.ema_generator.weights, generator.weights):
+        ema.assign(w)
+    trainer.run()
+    export_dir = os.path.join(work, "export", "adk")
+    py = sys.executable
+    subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
+                    f"--export_dir={export_dir}"], check=True)
+    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
+    samples = os.path.join(work, "samples")
+    subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
+                    f"--model={os.path.join(export_dir, str(version))}", "--n=16",
+                    f"--output_dir={samples}"], check=True)
+    subprocess.run([py, os.path.join(HERE, "multi.py"), "--part=coverage", f"--box={n}",
+                    f"--work={args.work}", f"--minutes={args.minutes:g}",
+                    f"--latent={args.latent}", "--evaluate_only", f"--samples_dir={samples}"],
+                   check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -43,11 +43,9 @@ def main():
     import tensorflow as tf
 
     import multi
-    from tfcryogan import data as data_lib, io
+    from tfcryogan import data as data_lib
     from tfcryogan.training import loop
-    frames_dir = os.path.join(coverage, "frames")
-    frames = [io.read_volume(os.path.join(frames_dir, p))[0]
-              for p in sorted(os.listdir(frames_dir)) if p.endswith(".mrc")]
+    frames = multi.read_frames(os.path.join(coverage, "frames"))
     mean, scaled = multi.frames_linear_model(frames, args.latent)
     n = frames[0].shape[0]
     unit = mean.max()  # the package's templates start with maximum 1
@@ -64,16 +62,9 @@ def main():
     for ema, w in zip(trainer.ema_generator.weights, generator.weights):
         ema.assign(w)
     trainer.run()
-    export_dir = os.path.join(work, "export", "adk")
-    py = sys.executable
-    subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
-                    f"--export_dir={export_dir}"], check=True)
-    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
     samples = os.path.join(work, "samples")
-    subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
-                    f"--model={os.path.join(export_dir, str(version))}", "--n=16",
-                    f"--output_dir={samples}"], check=True)
-    subprocess.run([py, os.path.join(HERE, "multi.py"), "--part=coverage", f"--box={n}",
+    multi.export_and_sample(run_dir, os.path.join(work, "export", "adk"), samples, 16)
+    subprocess.run([sys.executable, os.path.join(HERE, "multi.py"), "--part=coverage", f"--box={n}",
                     f"--work={args.work}", f"--minutes={args.minutes:g}",
                     f"--latent={args.latent}", "--evaluate_only", f"--samples_dir={samples}"],
                    check=True)

@@ -287,6 +287,25 @@ def align_samples(sample_dir, reference, out_dir, pixel):
     return names
 
 
+def read_frames(folder):
+    """The ground-truth frames: every ``.mrc`` in ``folder`` in name order, ``[N, N, N]`` arrays."""
+    from tfcryogan import io
+    return [io.read_volume(os.path.join(folder, p))[0]
+            for p in sorted(os.listdir(folder)) if p.endswith(".mrc")]
+
+
+def export_and_sample(run_dir, export_dir, samples_dir, n, *sample_flags):
+    """``bin/export`` the run into ``export_dir``, then ``bin/sample --n=n`` from its newest
+    version into ``samples_dir`` (with ``sample_flags``)."""
+    py = sys.executable
+    subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
+                    f"--export_dir={export_dir}"], check=True)
+    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
+    subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
+                    f"--model={os.path.join(export_dir, str(version))}", f"--n={n}",
+                    f"--output_dir={samples_dir}", *sample_flags], check=True)
+
+
 def coverage(args):
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
@@ -308,14 +327,8 @@ def coverage(args):
                         f"--output_dir={run_dir}", f"--latent_dim={args.latent}",
                         f"--max_minutes={args.minutes}", "--restart",
                         *args.train_flags.split()], check=True)
-        export_dir = os.path.join(work, "export", "adk")
-        subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
-                        f"--export_dir={export_dir}"], check=True)
-        version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
-        subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
-                        f"--model={os.path.join(export_dir, str(version))}",
-                        f"--n={args.samples}", f"--output_dir={samples}", "--traverse"],
-                       check=True)
+        export_and_sample(run_dir, os.path.join(work, "export", "adk"), samples, args.samples,
+                          "--traverse")
     elif args.samples_dir:
         samples = args.samples_dir
     # A pose-free map is defined up to a rotation, reflection and shift: align the samples once
@@ -323,8 +336,7 @@ def coverage(args):
     from tfcryogan import io
     from tfcryogan.evaluation import fsc
     from tfcryogan.models.generator import volume_spread
-    frame_paths = sorted(p for p in os.listdir(frames) if p.endswith(".mrc"))
-    vols = [io.read_volume(os.path.join(frames, p))[0] for p in frame_paths]
+    vols = read_frames(frames)
     aligned = os.path.join(work, "aligned")
     shutil.rmtree(aligned, ignore_errors=True)
     sample_paths = align_samples(samples, vols[len(vols) // 2], aligned, args.pixel)

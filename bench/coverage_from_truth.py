@@ -10,10 +10,11 @@ keeps the motion, the shortfall of a random start is in finding it; if the motio
 other directions, the objective itself does not hold it.
 
   python bench/multi.py --part=coverage --box=32      # once: makes WORK/coverage's data
-  python bench/coverage_from_truth.py [--minutes=15] [--seed=0]
+  python bench/coverage_from_truth.py [--minutes=15] [--seed=0] [--set lowpass_start=0 ...]
 """
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -26,12 +27,39 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 
+def config_overrides(config_class, settings, reserved=()):
+    """``["name=value", ...]`` -> ``{name: value}`` typed like ``config_class``'s fields; a name
+    in ``reserved`` (set by this script's own flags) or a malformed setting is a one-line error."""
+    types = {f.name: type(f.default) for f in dataclasses.fields(config_class)
+             if f.default is not dataclasses.MISSING}
+    out = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name in reserved:
+            sys.exit(f"error: --set {setting}: {name} is set by this script's own flag")
+        if name not in types:
+            sys.exit(f"error: --set {setting}: {name!r} is not a training setting")
+        kind = types[name]
+        try:
+            if kind is bool:
+                out[name] = {"1": True, "true": True, "0": False, "false": False}[value.lower()]
+            else:
+                out[name] = kind(value)
+        except (KeyError, ValueError):
+            sys.exit(f"error: --set {setting}: {name} takes a value of type {kind.__name__} "
+                     "(NAME=VALUE)")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/bench_multi")
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--latent", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a training setting other than the default (a TrainConfig field), "
+                             "e.g. --set lowpass_start=0; repeatable")
     args = parser.parse_args()
     coverage = os.path.join(args.work, "coverage")
     star = os.path.join(coverage, "particles.star")
@@ -53,7 +81,9 @@ def main():
     shutil.rmtree(work, ignore_errors=True)  # a fresh start each time
     run_dir = os.path.join(work, "run")
     config = loop.TrainConfig(output_dir=run_dir, max_minutes=args.minutes,
-                              latent_dim=args.latent, seed=args.seed)
+                              latent_dim=args.latent, seed=args.seed,
+                              **config_overrides(loop.TrainConfig, args.set,
+                                                 ("max_minutes", "latent_dim", "seed")))
     trainer = loop.Trainer(config, data_lib.load_particles(star))
     generator = trainer.generator
     generator.template.assign(tf.constant((mean / unit).reshape([n] * 3), tf.float32))

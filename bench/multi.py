@@ -17,12 +17,16 @@ every sample moved by that one transformation, then bin/evaluate --no_align give
 frame (precision) and each frame's best sample (recall) at FSC 0.5 within --threshold_A, and a least
 squares fit (to the frames blurred as much as fits best) places each sample on the line from the
 first frame (0) to the last (1). It also prints the share of the samples' (and the frames')
-variance along the motion and in whole-particle translations, rotations and strains of their mean.
+variance along the motion and in whole-particle translations, rotations and strains of their mean,
+and the share and the positions again with the whole particle's shifts and turns taken out: a
+turn of the whole particle that comes with the conformation cannot show in images of uniformly
+random pose, so no pose-free method can learn it (28% of the adk frames' variance is one).
 
   python bench/multi.py --part=cost [--box=64] [--batch=32] [--coefficient_map=linear]
       [--translation_free_basis]
   python bench/multi.py --part=coverage --box=32 [--minutes=15] [--threshold_A=20] [--latent=2]
-      [--train_flags="--generator_batches=5 ..."] [--evaluate_only [--samples_dir=DIR]]
+      [--snr_db=-5] [--work=/tmp/bench_multi] [--train_flags="--generator_batches=5 ..."]
+      [--evaluate_only [--samples_dir=DIR]]
 """
 
 import argparse
@@ -189,18 +193,27 @@ def gaussian_blur(volume, sigma):
     return np.real(np.fft.ifftn(np.fft.fftn(volume) * np.exp(-2.0 * (np.pi * sigma) ** 2 * k2)))
 
 
-def motion_coordinate(volume, start, end, blurs=np.arange(0.0, 3.01, 0.25)):
+def motion_coordinate(volume, start, end, blurs=np.arange(0.0, 3.01, 0.25), rigid_free=False):
     """Where ``volume`` lies on the line from ``start`` (0) to ``end`` (1).
 
     Least squares ``volume ~ a * G(start + t * (end - start)) + b`` (any density scale and offset),
     where ``G`` is the Gaussian blur (sigma in ``blurs``, voxels) that fits best: a reconstruction
     is blurrier than the frames, and fitting it to sharp frames pulls ``t`` towards the middle
-    (frames 0 and 9 themselves, blurred by 1.5 voxels, land at 0.20 and 0.74)."""
+    (frames 0 and 9 themselves, blurred by 1.5 voxels, land at 0.20 and 0.74).
+
+    ``rigid_free``: the fit also has free small shifts and turns of the whole particle (the six
+    :func:`whole_particle_directions` of the line's blurred middle), so ``t`` measures only the
+    part of the motion that images can show (see :func:`motion_variance_fraction`)."""
     y = np.asarray(volume, np.float64).ravel()
     best = None
     for sigma in blurs:
         s0, d = gaussian_blur(start, sigma).ravel(), gaussian_blur(end - start, sigma).ravel()
-        design = np.stack([s0, d, np.ones_like(d)], axis=1)
+        columns = [s0, d, np.ones_like(d)]
+        if rigid_free:
+            middle = (s0 + 0.5 * d).reshape(np.shape(start))
+            directions = whole_particle_directions(middle)
+            columns += [v.ravel() for v in directions["translations"] + directions["rotations"]]
+        design = np.stack(columns, axis=1)
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         residual = float(np.sum((design @ coef - y) ** 2))
         if best is None or residual < best[0]:
@@ -208,15 +221,41 @@ def motion_coordinate(volume, start, end, blurs=np.arange(0.0, 3.01, 0.25)):
     return best[1]
 
 
-def motion_variance_fraction(volumes, start, end, sigma=1.5):
+def motion_variance_fraction(volumes, start, end, sigma=1.5, rigid_free=False):
     """Share of the variance of ``[B, N, N, N]`` volumes (about their mean) that lies along the
     direction ``end - start``, all blurred by ``sigma`` voxels (the resolution the maps reach):
-    near 1 when the volumes differ by the motion, near 0 when they differ in other ways."""
+    near 1 when the volumes differ by the motion, near 0 when they differ in other ways.
+
+    ``rigid_free``: first remove from the variance and from the direction their parts in the six
+    shifts and turns of the whole particle (:func:`whole_particle_directions` of the volumes'
+    mean). A conformation-dependent turn of the whole particle cannot be seen in images of
+    uniformly random pose (the pose absorbs it), so no pose-free method can recover it; 28% of
+    the adk frames' own variance is such a turn."""
     blurred = np.stack([gaussian_blur(v, sigma) for v in volumes])
     direction = gaussian_blur(end - start, sigma).ravel()
-    direction /= np.linalg.norm(direction)
     deviations = (blurred - blurred.mean(axis=0)).reshape(len(blurred), -1)
+    if rigid_free:
+        directions = whole_particle_directions(blurred.mean(axis=0))
+        q, _ = np.linalg.qr(np.stack([v.ravel() for v in directions["translations"] +
+                                      directions["rotations"]], axis=1))
+        deviations = deviations - (deviations @ q) @ q.T
+        direction = direction - q @ (q.T @ direction)
+    direction /= np.linalg.norm(direction)
     return float(np.sum((deviations @ direction) ** 2) / np.sum(deviations ** 2))
+
+
+def whole_particle_directions(mean):
+    """The infinitesimal whole-particle motions of an ``[N, N, N]`` density: a dict of lists of
+    ``[N, N, N]`` arrays, ``translations`` (its 3 gradients), ``rotations`` (3, about the box
+    centre) and ``strains`` (the 6 stretches and shears)."""
+    grad = np.gradient(mean)
+    c = np.arange(mean.shape[0]) - mean.shape[0] // 2
+    x = np.meshgrid(c, c, c, indexing="ij")
+    pairs = ((1, 2), (2, 0), (0, 1))
+    return {"translations": list(grad),
+            "rotations": [x[j] * grad[k] - x[k] * grad[j] for j, k in pairs],
+            "strains": [x[i] * grad[i] for i in range(3)] +
+                       [x[j] * grad[k] + x[k] * grad[j] for j, k in pairs]}
 
 
 def whole_particle_shares(volumes, sigma=1.5):
@@ -229,14 +268,7 @@ def whole_particle_shares(volumes, sigma=1.5):
     blurred = np.stack([gaussian_blur(v, sigma) for v in volumes])
     mean = blurred.mean(axis=0)
     deviations = (blurred - mean).reshape(len(blurred), -1)
-    grad = np.gradient(mean)
-    c = np.arange(mean.shape[0]) - mean.shape[0] // 2
-    x = np.meshgrid(c, c, c, indexing="ij")
-    pairs = ((1, 2), (2, 0), (0, 1))
-    groups = {"translations": list(grad),
-              "rotations": [x[j] * grad[k] - x[k] * grad[j] for j, k in pairs],
-              "strains": [x[i] * grad[i] for i in range(3)] +
-                         [x[j] * grad[k] + x[k] * grad[j] for j, k in pairs]}
+    groups = whole_particle_directions(mean)
     # QR orthonormalises the 12 directions in order: column k spans directions 0..k.
     q, _ = np.linalg.qr(np.stack([d.ravel() for ds in groups.values() for d in ds], axis=1))
     projected = (deviations @ q) ** 2  # [B, 12]
@@ -365,6 +397,10 @@ def coverage(args):
     print(f"  share of the variance along the motion (frame 0 -> last, blurred 1.5 voxels): "
           f"samples {motion_variance_fraction(aligned_vols, vols[0], vols[-1]):.2f}, frames "
           f"{motion_variance_fraction(np.stack(vols), vols[0], vols[-1]):.2f}")
+    free = [motion_variance_fraction(v, vols[0], vols[-1], rigid_free=True)
+            for v in (aligned_vols, np.stack(vols))]
+    print(f"  the same without whole-particle shifts and turns (images of random pose cannot "
+          f"show them): samples {free[0]:.2f}, frames {free[1]:.2f}")
     for name, volumes in (("samples", aligned_vols), ("frames", np.stack(vols))):
         print(f"  share of the {name}' variance in whole-particle motions of their mean "
               "(blurred 1.5 voxels): " + ", ".join(
@@ -372,6 +408,8 @@ def coverage(args):
     t = sorted(motion_coordinate(v, vols[0], vols[-1]) for v in aligned_vols)
     print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "
           "after alignment): " + " ".join(f"{x:.2f}" for x in t))
+    t = sorted(motion_coordinate(v, vols[0], vols[-1], rigid_free=True) for v in aligned_vols)
+    print("  ... each sample also free to shift and turn: " + " ".join(f"{x:.2f}" for x in t))
     print(f"  best frame of each of the {len(best)} samples: {best}")
     z_path = os.path.join(samples, "z.txt")
     if os.path.exists(z_path):  # the same codes through the frames' own linear model

@@ -41,8 +41,8 @@ def exported_linear_model(export_dir, latent):
     """``(template [N^3], basis [K, N^3])`` of the newest export in ``export_dir`` (float64):
     the linear map's volumes at ``z = 0`` and their changes at the unit codes."""
     import tensorflow as tf
-    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
-    model = tf.saved_model.load(os.path.join(export_dir, str(version)))
+    import multi
+    model = tf.saved_model.load(multi.newest_export(export_dir))
     z = np.concatenate([np.zeros((1, latent)), np.eye(latent)]).astype(np.float32)
     vols = model.signatures["serving_default"](z=tf.constant(z))["volume"].numpy()
     flat = vols.reshape(len(vols), -1).astype(np.float64)

@@ -326,15 +326,20 @@ def read_frames(folder):
             for p in sorted(os.listdir(folder)) if p.endswith(".mrc")]
 
 
+def newest_export(export_dir):
+    """The newest version folder ``export_dir/<version>`` that ``bin/export`` wrote."""
+    from tfcryogan import export
+    return os.path.join(export_dir, str(export.next_version(export_dir) - 1))
+
+
 def export_and_sample(run_dir, export_dir, samples_dir, n, *sample_flags):
     """``bin/export`` the run into ``export_dir``, then ``bin/sample --n=n`` from its newest
     version into ``samples_dir`` (with ``sample_flags``)."""
     py = sys.executable
     subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
                     f"--export_dir={export_dir}"], check=True)
-    version = max(int(v) for v in os.listdir(export_dir) if v.isdigit())
     subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
-                    f"--model={os.path.join(export_dir, str(version))}", f"--n={n}",
+                    f"--model={newest_export(export_dir)}", f"--n={n}",
                     f"--output_dir={samples_dir}", *sample_flags], check=True)
 
 

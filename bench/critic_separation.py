@@ -21,8 +21,14 @@ data's SNR as a fresh run is, with the simulated particles' shifts at the true 2
 If the critic separates "affine" or "trained" from the data no better than "answer", the
 adversarial objective cannot pull the variation towards the motion, whatever the generator does.
 
+--statistic=moments scores each candidate instead by its images' second moments
+(``tfcryogan.evaluation.image_moments``: in-plane-rotation-invariant ring correlations, Kam's):
+the per-entry chi^2 of the difference between the mean moments of 20,000 simulated images and of
+the real ones (1 when they are indistinguishable), at the candidate's best signal scale (a
+golden-section search, since a 4% error of the scale alone moves it by 1).
+
   python bench/multi.py --part=coverage --box=32      # once: the data, frames and a trained run
-  python bench/critic_separation.py [--steps=600] [--seed=0]
+  python bench/critic_separation.py [--steps=600] [--seed=0] [--statistic=critic|moments]
 """
 
 import argparse
@@ -73,25 +79,34 @@ def one_frame_each(generator):
     generator.coefficients = coefficients
 
 
-def separation(star, template, basis, steps, seed, scratch, discrete=False):
-    """Train a fresh critic against the fixed candidate (linear, or with ``discrete`` one basis
-    volume per image, :func:`one_frame_each`); returns the mean and standard error of its
-    Wasserstein estimate over the last half of ``steps``."""
+def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_steps=20000):
+    """A Trainer (in the emptied folder ``scratch``) whose generator is the candidate, linear or
+    with ``discrete`` one basis volume per image (:func:`one_frame_each`), calibrated to the
+    data's SNR as a fresh run is; full resolution, particle shifts fixed at the true 2 A."""
     import tensorflow as tf
-    from tfcryogan import data as data_lib
     from tfcryogan.training import loop
     n = round(len(template) ** (1 / 3))
     shutil.rmtree(scratch, ignore_errors=True)
     config = loop.TrainConfig(output_dir=scratch, latent_dim=len(basis), seed=seed,
                               lowpass_start=0.0, learn_shift=False, shift_std_A=2.0,
-                              max_steps=steps)
-    trainer = loop.Trainer(config, data_lib.load_particles(star), log=lambda line: None)
+                              max_steps=max_steps)
+    trainer = loop.Trainer(config, data, log=lambda line: None)
     trainer.generator.template.assign(tf.constant(template.reshape([n] * 3), tf.float32))
     trainer.generator.basis.assign(tf.constant(basis.reshape([len(basis)] + [n] * 3),
                                                tf.float32))
     if discrete:
         one_frame_each(trainer.generator)
     trainer.calibrate_scales()
+    return trainer
+
+
+def separation(star, template, basis, steps, seed, scratch, discrete=False):
+    """Train a fresh critic against the fixed candidate (linear, or with ``discrete`` one basis
+    volume per image, :func:`one_frame_each`); returns the mean and standard error of its
+    Wasserstein estimate over the last half of ``steps``."""
+    from tfcryogan import data as data_lib
+    trainer = candidate_trainer(data_lib.load_particles(star), template, basis, seed, scratch,
+                                discrete, max_steps=steps)
     trainer.g_optimizer.learning_rate.assign(0.0)  # the candidate stays as it is
     step = trainer._distributed_step()  # pylint: disable=protected-access
     batches = iter(trainer.dataset(0))
@@ -105,6 +120,63 @@ def separation(star, template, basis, steps, seed, scratch, discrete=False):
     return float(tail.mean()), float(tail.std() / np.sqrt(len(tail)))
 
 
+def real_moments(data):
+    """The image moments of every real particle of ``data`` (normalised per image, as the critic
+    sees them): ``(moments, mean, inverse_variance)``."""
+    import tensorflow as tf
+    from tfcryogan import data as data_lib
+    from tfcryogan.evaluation import image_moments
+    from tfcryogan.training.cryogan import normalize_images
+    moments = image_moments.ImageMoments(data.box)
+    batches = (normalize_images(b["real"][:, 0]) for b in data_lib.make_dataset(
+        data, data_lib.BatchPlan(250, 1, 97)))
+    # Each of the BatchPlan's batches is a random draw: enough of them visit every particle
+    # about once on average (the set's size in images).
+    mean, variance, _ = image_moments.data_moments(moments, batches, len(data))
+    return moments, tf.constant(mean, tf.complex64), image_moments.inverse_variance(variance)
+
+
+def moment_separation(star, template, basis, seed, scratch, discrete=False, n_images=20000):
+    """Chi^2 per entry of the candidate's image moments against the data's (see the module
+    docstring), minimised over the signal scale; returns ``(chi2, scale_factor)``."""
+    import tensorflow as tf
+    from tfcryogan import data as data_lib
+    from tfcryogan.evaluation import image_moments
+    from tfcryogan.training.cryogan import normalize_images
+    data = data_lib.load_particles(star)
+    model = candidate_trainer(data, template, basis, seed, scratch, discrete).model
+    moments, target, inverse = real_moments(data)
+    rows = data.ctf_rows()
+    batch = 250
+
+    def chi2(factor, signal=float(model.scales()["signal_scale"])):
+        model.set_scales(signal_scale=signal * factor)
+        total = 0.0
+        for i in range(n_images // batch):
+            ctf = tf.constant(rows[np.arange(i * batch, (i + 1) * batch) % len(rows)])
+            images = model.simulate(ctf, tf.constant([seed + 7, i], tf.int64), global_batch=batch)
+            total += moments.mean(normalize_images(images))
+        mean = total / (n_images // batch)
+        d = float(image_moments.mismatch(mean, target, inverse))
+        return d / (1.0 / len(data) + 1.0 / (batch * (n_images // batch)))
+
+    # Golden-section search of the scale factor in [0.8, 1.2] (the chi^2 is unimodal in it).
+    lo, hi, g = 0.8, 1.2, (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = chi2(a), chi2(b)
+    for _ in range(7):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = chi2(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = chi2(b)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return (fa, a) if fa < fb else (fb, b)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/bench_multi")
@@ -112,6 +184,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", default="answer,affine,none,trained,frames",
                         help="comma list of the candidates to score")
+    parser.add_argument("--statistic", default="critic", choices=["critic", "moments"],
+                        help="score with a fresh critic, or with the image moments")
     args = parser.parse_args()
     coverage = os.path.join(args.work, "coverage")
     star = os.path.join(coverage, "particles.star")
@@ -136,11 +210,21 @@ def main():
     unknown = sorted(set(chosen) - set(candidates))
     if unknown:
         sys.exit(f"error: --candidates: unknown {unknown}; choose from {sorted(candidates)}")
+    scratch = os.path.join(args.work, "critic_separation")
+    if args.statistic == "moments":
+        print(f"image moments against the real particles ({star}): chi^2 per entry of the "
+              "difference (1: indistinguishable), at each candidate's best signal scale:",
+              flush=True)
+        for name in chosen:
+            chi2, factor = moment_separation(star, *candidates[name], args.seed, scratch,
+                                             discrete=name == "frames")
+            print(f"  {name:8s} {chi2:.2f}  (signal scale x{factor:.3f} of the calibration)",
+                  flush=True)
+        return
     results = {}
     for name in chosen:
         print(f"  {name}: training a fresh critic for {args.steps} steps", flush=True)
-        results[name] = separation(star, *candidates[name], args.steps, args.seed,
-                                   os.path.join(args.work, "critic_separation"),
+        results[name] = separation(star, *candidates[name], args.steps, args.seed, scratch,
                                    discrete=name == "frames")
     print(f"critic's Wasserstein estimate against the real particles ({star}), mean of the last "
           f"{args.steps // 2} of {args.steps} steps (0: indistinguishable):")

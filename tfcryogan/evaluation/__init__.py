@@ -5,6 +5,8 @@
   ``resample_to_grid`` and ``align`` (global FFT search + local refinement of rotation, hand, shift).
 - :mod:`tfcryogan.evaluation.report`: ``compare_maps`` (alignment + FSC + resolutions),
   ``write_fsc_csv`` and ``plot_fsc``.
+- :mod:`tfcryogan.evaluation.image_moments`: Kam's in-plane-rotation-invariant second moments of
+  particle images, a pose-free comparison of simulated and real image sets.
 
 ``bin/evaluate`` (``tfcryogan.commands.evaluate``) runs them on map files.
 """

@@ -68,7 +68,6 @@ def main():
                  "first (it makes the frames and the particles)")
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
-    import tensorflow as tf
 
     import multi
     from tfcryogan import data as data_lib
@@ -86,9 +85,7 @@ def main():
                                                  ("max_minutes", "latent_dim", "seed")))
     trainer = loop.Trainer(config, data_lib.load_particles(star))
     generator = trainer.generator
-    generator.template.assign(tf.constant((mean / unit).reshape([n] * 3), tf.float32))
-    generator.basis.assign(tf.constant((scaled / unit).reshape([args.latent] + [n] * 3),
-                                       tf.float32))
+    multi.set_linear_model(generator, mean / unit, scaled / unit)
     for ema, w in zip(trainer.ema_generator.weights, generator.weights):
         ema.assign(w)
     trainer.run()

@@ -58,8 +58,7 @@ def exported_linear_model(export_dir, latent):
 def affine_part(template, basis, shape):
     """Each basis volume's part in the template's 12 whole-particle motions, rescaled to its norm."""
     import multi
-    directions = multi.whole_particle_directions(template.reshape(shape))
-    q, _ = np.linalg.qr(np.stack([d.ravel() for ds in directions.values() for d in ds], axis=1))
+    q = multi.whole_particle_basis(template.reshape(shape))
     parts = (basis @ q) @ q.T
     return parts * (np.linalg.norm(basis, axis=1) / np.linalg.norm(parts, axis=1))[:, None]
 
@@ -83,30 +82,25 @@ def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_
     """A Trainer (in the emptied folder ``scratch``) whose generator is the candidate, linear or
     with ``discrete`` one basis volume per image (:func:`one_frame_each`), calibrated to the
     data's SNR as a fresh run is; full resolution, particle shifts fixed at the true 2 A."""
-    import tensorflow as tf
+    import multi
     from tfcryogan.training import loop
-    n = round(len(template) ** (1 / 3))
     shutil.rmtree(scratch, ignore_errors=True)
     config = loop.TrainConfig(output_dir=scratch, latent_dim=len(basis), seed=seed,
                               lowpass_start=0.0, learn_shift=False, shift_std_A=2.0,
                               max_steps=max_steps)
     trainer = loop.Trainer(config, data, log=lambda line: None)
-    trainer.generator.template.assign(tf.constant(template.reshape([n] * 3), tf.float32))
-    trainer.generator.basis.assign(tf.constant(basis.reshape([len(basis)] + [n] * 3),
-                                               tf.float32))
+    multi.set_linear_model(trainer.generator, template, basis)
     if discrete:
         one_frame_each(trainer.generator)
     trainer.calibrate_scales()
     return trainer
 
 
-def separation(star, template, basis, steps, seed, scratch, discrete=False):
+def separation(data, template, basis, steps, seed, scratch, discrete=False):
     """Train a fresh critic against the fixed candidate (linear, or with ``discrete`` one basis
-    volume per image, :func:`one_frame_each`); returns the mean and standard error of its
-    Wasserstein estimate over the last half of ``steps``."""
-    from tfcryogan import data as data_lib
-    trainer = candidate_trainer(data_lib.load_particles(star), template, basis, seed, scratch,
-                                discrete, max_steps=steps)
+    volume per image, :func:`one_frame_each`) and the real particles ``data``; returns the mean
+    and standard error of its Wasserstein estimate over the last half of ``steps``."""
+    trainer = candidate_trainer(data, template, basis, seed, scratch, discrete, max_steps=steps)
     trainer.g_optimizer.learning_rate.assign(0.0)  # the candidate stays as it is
     step = trainer._distributed_step()  # pylint: disable=protected-access
     batches = iter(trainer.dataset(0))
@@ -136,16 +130,16 @@ def real_moments(data):
     return moments, tf.constant(mean, tf.complex64), image_moments.inverse_variance(variance)
 
 
-def moment_separation(star, template, basis, seed, scratch, discrete=False, n_images=20000):
-    """Chi^2 per entry of the candidate's image moments against the data's (see the module
-    docstring), minimised over the signal scale; returns ``(chi2, scale_factor)``."""
+def moment_separation(data, real, template, basis, seed, scratch, discrete=False,
+                      n_images=20000):
+    """Chi^2 per entry of the candidate's image moments against the real particles' (``data``,
+    ``real``: their :func:`real_moments`; see the module docstring), minimised over the signal
+    scale; returns ``(chi2, scale_factor)``."""
     import tensorflow as tf
-    from tfcryogan import data as data_lib
     from tfcryogan.evaluation import image_moments
     from tfcryogan.training.cryogan import normalize_images
-    data = data_lib.load_particles(star)
     model = candidate_trainer(data, template, basis, seed, scratch, discrete).model
-    moments, target, inverse = real_moments(data)
+    moments, target, inverse = real
     rows = data.ctf_rows()
     batch = 250
 
@@ -211,12 +205,15 @@ def main():
     if unknown:
         sys.exit(f"error: --candidates: unknown {unknown}; choose from {sorted(candidates)}")
     scratch = os.path.join(args.work, "critic_separation")
+    from tfcryogan import data as data_lib
+    data = data_lib.load_particles(star)
     if args.statistic == "moments":
         print(f"image moments against the real particles ({star}): chi^2 per entry of the "
               "difference (1: indistinguishable), at each candidate's best signal scale:",
               flush=True)
+        real = real_moments(data)
         for name in chosen:
-            chi2, factor = moment_separation(star, *candidates[name], args.seed, scratch,
+            chi2, factor = moment_separation(data, real, *candidates[name], args.seed, scratch,
                                              discrete=name == "frames")
             print(f"  {name:8s} {chi2:.2f}  (signal scale x{factor:.3f} of the calibration)",
                   flush=True)
@@ -224,7 +221,7 @@ def main():
     results = {}
     for name in chosen:
         print(f"  {name}: training a fresh critic for {args.steps} steps", flush=True)
-        results[name] = separation(star, *candidates[name], args.steps, args.seed, scratch,
+        results[name] = separation(data, *candidates[name], args.steps, args.seed, scratch,
                                    discrete=name == "frames")
     print(f"critic's Wasserstein estimate against the real particles ({star}), mean of the last "
           f"{args.steps // 2} of {args.steps} steps (0: indistinguishable):")

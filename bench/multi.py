@@ -235,9 +235,7 @@ def motion_variance_fraction(volumes, start, end, sigma=1.5, rigid_free=False):
     direction = gaussian_blur(end - start, sigma).ravel()
     deviations = (blurred - blurred.mean(axis=0)).reshape(len(blurred), -1)
     if rigid_free:
-        directions = whole_particle_directions(blurred.mean(axis=0))
-        q, _ = np.linalg.qr(np.stack([v.ravel() for v in directions["translations"] +
-                                      directions["rotations"]], axis=1))
+        q = whole_particle_basis(blurred.mean(axis=0), ("translations", "rotations"))
         deviations = deviations - (deviations @ q) @ q.T
         direction = direction - q @ (q.T @ direction)
     direction /= np.linalg.norm(direction)
@@ -258,6 +256,23 @@ def whole_particle_directions(mean):
                        [x[j] * grad[k] + x[k] * grad[j] for j, k in pairs]}
 
 
+def whole_particle_basis(mean, kinds=("translations", "rotations", "strains")):
+    """``[N^3, D]`` orthonormal columns spanning the ``kinds`` of :func:`whole_particle_directions`
+    of ``mean``, in that order (QR: column ``k`` spans directions ``0..k``)."""
+    directions = whole_particle_directions(mean)
+    q, _ = np.linalg.qr(np.stack([d.ravel() for kind in kinds for d in directions[kind]], axis=1))
+    return q
+
+
+def set_linear_model(generator, template, basis):
+    """Load ``template + z @ basis`` (``[N^3]`` and ``[K, N^3]``, any float type) into a package
+    :class:`~tfcryogan.models.generator.ConformationGenerator` of box ``N``."""
+    import tensorflow as tf
+    n = generator.box
+    generator.template.assign(tf.constant(np.reshape(template, [n] * 3), tf.float32))
+    generator.basis.assign(tf.constant(np.reshape(basis, [len(basis)] + [n] * 3), tf.float32))
+
+
 def whole_particle_shares(volumes, sigma=1.5):
     """Shares of the variance of ``[B, N, N, N]`` volumes (about their mean, all blurred by
     ``sigma`` voxels) that lie in the span of the mean's infinitesimal whole-particle motions:
@@ -269,8 +284,7 @@ def whole_particle_shares(volumes, sigma=1.5):
     mean = blurred.mean(axis=0)
     deviations = (blurred - mean).reshape(len(blurred), -1)
     groups = whole_particle_directions(mean)
-    # QR orthonormalises the 12 directions in order: column k spans directions 0..k.
-    q, _ = np.linalg.qr(np.stack([d.ravel() for ds in groups.values() for d in ds], axis=1))
+    q = whole_particle_basis(mean)  # column k spans directions 0..k
     projected = (deviations @ q) ** 2  # [B, 12]
     total, shares, first = float(np.sum(deviations ** 2)), {}, 0
     for name, directions in groups.items():

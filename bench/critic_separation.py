@@ -20,6 +20,8 @@ data's SNR as a fresh run is, with the simulated particles' shifts at the true 2
 
 If the critic separates "affine" or "trained" from the data no better than "answer", the
 adversarial objective cannot pull the variation towards the motion, whatever the generator does.
+With --learn_scales the candidate's signal and noise scales learn as in training (its volumes stay
+fixed), so that no candidate is judged on a calibration error of the scales.
 
 --statistic=moments scores each candidate instead by its images' second moments
 (``tfcryogan.evaluation.image_moments``: in-plane-rotation-invariant ring correlations, Kam's):
@@ -29,6 +31,7 @@ golden-section search, since a 4% error of the scale alone moves it by 1).
 
   python bench/multi.py --part=coverage --box=32      # once: the data, frames and a trained run
   python bench/critic_separation.py [--steps=600] [--seed=0] [--statistic=critic|moments]
+      [--learn_scales] [--candidates=answer,affine,none,trained,frames]
 """
 
 import argparse
@@ -96,12 +99,15 @@ def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_
     return trainer
 
 
-def separation(data, template, basis, steps, seed, scratch, discrete=False):
+def separation(data, template, basis, steps, seed, scratch, discrete=False, learn_scales=False):
     """Train a fresh critic against the fixed candidate (linear, or with ``discrete`` one basis
     volume per image, :func:`one_frame_each`) and the real particles ``data``; returns the mean
     and standard error of its Wasserstein estimate over the last half of ``steps``."""
     trainer = candidate_trainer(data, template, basis, seed, scratch, discrete, max_steps=steps)
-    trainer.g_optimizer.learning_rate.assign(0.0)  # the candidate stays as it is
+    if learn_scales:  # the candidate's volumes stay as they are, its signal and noise scales learn
+        trainer.generator.trainable = False
+    else:  # the candidate stays as it is, at the calibrated scales
+        trainer.g_optimizer.learning_rate.assign(0.0)
     step = trainer._distributed_step()  # pylint: disable=protected-access
     batches = iter(trainer.dataset(0))
     w = []
@@ -180,6 +186,9 @@ def main():
                         help="comma list of the candidates to score")
     parser.add_argument("--statistic", default="critic", choices=["critic", "moments"],
                         help="score with a fresh critic, or with the image moments")
+    parser.add_argument("--learn_scales", action="store_true",
+                        help="critic: the candidate's signal and noise scales learn as in training "
+                             "(its volumes stay fixed)")
     args = parser.parse_args()
     coverage = os.path.join(args.work, "coverage")
     star = os.path.join(coverage, "particles.star")
@@ -222,7 +231,7 @@ def main():
     for name in chosen:
         print(f"  {name}: training a fresh critic for {args.steps} steps", flush=True)
         results[name] = separation(data, *candidates[name], args.steps, args.seed, scratch,
-                                   discrete=name == "frames")
+                                   discrete=name == "frames", learn_scales=args.learn_scales)
     print(f"critic's Wasserstein estimate against the real particles ({star}), mean of the last "
           f"{args.steps // 2} of {args.steps} steps (0: indistinguishable):")
     for name, (m, se) in results.items():

@@ -21,10 +21,14 @@ variance along the motion and in whole-particle translations, rotations and stra
 and the share and the positions again with the whole particle's shifts and turns taken out: a
 turn of the whole particle that comes with the conformation cannot show in images of uniformly
 random pose, so no pose-free method can learn it (28% of the adk frames' variance is one).
+--dataset=hinge makes the frames from a hinge motion of a larger protein instead: chain A of
+beta-galactosidase (../shared/data/betagal/5a1a.cif) with its domain 5 turned 0-60 degrees as a
+rigid body (5 A/px; work folder WORK/coverage_hinge).
 
   python bench/multi.py --part=cost [--box=64] [--batch=32] [--coefficient_map=linear]
       [--translation_free_basis]
-  python bench/multi.py --part=coverage --box=32 [--minutes=15] [--threshold_A=20] [--latent=2]
+  python bench/multi.py --part=coverage --box=32 [--dataset=adk|hinge] [--minutes=15]
+      [--threshold_A=20] [--latent=2]
       [--snr_db=-5] [--work=/tmp/bench_multi] [--train_flags="--generator_batches=5 ..."]
       [--evaluate_only [--samples_dir=DIR]]
 """
@@ -154,8 +158,6 @@ def adk_frames(folder, count, box, pixel, resolution):
     """Density maps of ``count`` frames interpolated between the closed and open adenylate kinase
     structures (the same 3,341 atoms in the same order)."""
     import gemmi
-
-    from tfcryogan import io
     os.makedirs(folder, exist_ok=True)
     closed = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
     opened = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_open.pdb"))
@@ -174,14 +176,71 @@ def adk_frames(folder, count, box, pixel, resolution):
                     if at.element.name == "X":  # CHARMM names, no element column: HT1 -> H
                         at.element = gemmi.Element(at.name[0])
                     i += 1
-        pdb = os.path.join(folder, f"frame_{k:02d}.pdb")
-        frame.write_pdb(pdb)
-        vol = io.model_to_density(pdb, box, pixel, resolution)
-        path = os.path.join(folder, f"frame_{k:02d}.mrc")
-        io.write_volume(path, vol, pixel)
-        os.remove(pdb)
-        paths.append(path)
+        paths.append(frame_map(frame, os.path.join(folder, f"frame_{k:02d}"), box, pixel,
+                               resolution))
     return paths
+
+
+def frame_map(structure, stem, box, pixel, resolution):
+    """Write the density map of a gemmi ``structure`` (``io.model_to_density``: centred at its
+    centre of mass) to ``stem.mrc`` by way of a temporary ``stem.pdb``; returns the map's path."""
+    from tfcryogan import io
+    pdb = stem + ".pdb"
+    structure.write_pdb(pdb)
+    vol = io.model_to_density(pdb, box, pixel, resolution)
+    os.remove(pdb)
+    io.write_volume(stem + ".mrc", vol, pixel)
+    return stem + ".mrc"
+
+
+HINGE_DOMAIN = (737, 1023)  # beta-galactosidase domain 5 (residues), the one that swings
+
+
+def hinge_frames(folder, count, box, pixel, resolution, max_angle_deg=60.0):
+    """Density maps of ``count`` frames of a hinge motion made from a real protein: chain A of
+    E. coli beta-galactosidase (PDB 5A1A, ../shared/data/betagal; waters and ligands removed) with
+    its C-terminal domain 5 (residues 737-1023, 2,308 of its 8,206 atoms) turned as a rigid body
+    by 0 to ``max_angle_deg`` degrees about an axis through the centre of its interface with the
+    rest (its atoms within 6 A of another domain) and perpendicular to the line between the two
+    parts' centroids. A larger particle (116 kDa) and a larger moving mass than adenylate kinase's
+    lid (the ``adk`` data set); each frame is centred at its own centre of mass, as adk's are."""
+    import gemmi
+    os.makedirs(folder, exist_ok=True)
+    structure = gemmi.read_structure(os.path.join(SHARED, "betagal", "5a1a.cif"))
+    structure.remove_ligands_and_waters()
+    structure.remove_hydrogens()
+    model = structure[0]
+    for name in [ch.name for ch in model][1:]:
+        model.remove_chain(name)
+    atoms = [(r.seqid.num, a) for r in model[0] for a in r]
+    pos = np.array([[a.pos.x, a.pos.y, a.pos.z] for _, a in atoms])
+    moving = np.array([HINGE_DOMAIN[0] <= num <= HINGE_DOMAIN[1] for num, _ in atoms])
+    rest = pos[~moving]
+    near = np.array([np.min(np.sum((rest - p) ** 2, axis=1)) < 36.0 for p in pos[moving]])
+    hinge = pos[moving][near].mean(axis=0)
+    axis = np.cross(pos[moving].mean(axis=0) - hinge, rest.mean(axis=0) - hinge)
+    axis /= np.linalg.norm(axis)
+    paths = []
+    for k, angle in enumerate(np.radians(np.linspace(0.0, max_angle_deg, count))):
+        c, s = np.cos(angle), np.sin(angle)  # Rodrigues' rotation about `axis` through `hinge`
+        cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        rotation = c * np.eye(3) + s * cross + (1 - c) * np.outer(axis, axis)
+        turned = np.where(moving[:, None], (pos - hinge) @ rotation.T + hinge, pos)
+        for (_, atom), p in zip(atoms, turned):
+            atom.pos = gemmi.Position(*p)
+        paths.append(frame_map(structure, os.path.join(folder, f"frame_{k:02d}"), box, pixel,
+                               resolution))
+    return paths
+
+
+# The coverage bench's data sets: frame maker, pixel (A), recall threshold (A), work sub-folder.
+DATASETS = {
+    "adk": {"make": adk_frames, "pixel": 3.0, "threshold_A": 20.0, "folder": "coverage",
+            "title": "adenylate kinase closed -> open"},
+    "hinge": {"make": hinge_frames, "pixel": 5.0,
+              "threshold_A": 12.0, "folder": "coverage_hinge",
+              "title": "beta-galactosidase chain A, domain 5 turned 0 -> 60 degrees"},
+}
 
 
 def gaussian_blur(volume, sigma):
@@ -360,14 +419,17 @@ def export_and_sample(run_dir, export_dir, samples_dir, n, *sample_flags):
 def coverage(args):
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
-    work = os.path.join(args.work, "coverage")
+    dataset = DATASETS[args.dataset]
+    pixel = args.pixel or dataset["pixel"]
+    threshold = args.threshold_A or dataset["threshold_A"]
+    work = os.path.join(args.work, dataset["folder"])
     frames = os.path.join(work, "frames")
     star = os.path.join(work, "particles.star")
     samples = os.path.join(work, "samples")
     py = sys.executable
     if not args.evaluate_only:
         if not os.path.exists(star):
-            adk_frames(frames, args.frames, args.box, args.pixel, 2.5 * args.pixel)
+            dataset["make"](frames, args.frames, args.box, pixel, 2.5 * pixel)
             subprocess.run([py, os.path.join(ROOT, "bin", "simulate"), f"--volume={frames}",
                             f"--n_particles={args.n}", f"--snr_db={args.snr_db}",
                             "--shift_std_A=2", "--ctf_from=" + os.path.join(
@@ -390,22 +452,22 @@ def coverage(args):
     vols = read_frames(frames)
     aligned = os.path.join(work, "aligned")
     shutil.rmtree(aligned, ignore_errors=True)
-    sample_paths = align_samples(samples, vols[len(vols) // 2], aligned, args.pixel)
+    sample_paths = align_samples(samples, vols[len(vols) // 2], aligned, pixel)
     evaluation = os.path.join(work, "evaluation")
     subprocess.run([py, os.path.join(ROOT, "bin", "evaluate"), f"--map={aligned}",
                     f"--references={frames}", "--no_align", f"--output_dir={evaluation}",
-                    f"--threshold_A={args.threshold_A}"], check=True, stdout=subprocess.DEVNULL)
+                    f"--threshold_A={threshold}"], check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(evaluation, "evaluation.json"), encoding="utf-8") as f:
         result = json.load(f)
     gaps = []
     for k in range(1, len(vols)):
         curve = fsc.fsc(vols[0], vols[k]).numpy()
-        gaps.append(fsc.resolution(curve, args.box, args.pixel, 0.5)[0])
+        gaps.append(fsc.resolution(curve, args.box, pixel, 0.5)[0])
     sample_vols = [io.read_volume(os.path.join(samples, n))[0] for n in sample_paths]
     best = sorted(int(np.argmin(row)) for row in result["resolution_matrix_A"])
     recalled = [j for j, row in enumerate(result["per_reference"]) if row["matched"]]
-    print(f"adenylate kinase closed -> open in {len(vols)} frames, box {args.box}, "
-          f"{args.pixel:g} A/px, {args.n} particles at {args.snr_db:g} dB, "
+    print(f"{dataset['title']} in {len(vols)} frames, box {args.box}, "
+          f"{pixel:g} A/px, {args.n} particles at {args.snr_db:g} dB, "
           f"{args.minutes:g} min of training, latent dim {args.latent}")
     print("  how far the frames are from frame 0 (FSC 0.5): " +
           ", ".join(f"{k + 1}: {g:.1f} A" for k, g in enumerate(gaps)))
@@ -438,9 +500,9 @@ def coverage(args):
                   f"{x:.2f}" for x in sorted(motion_coordinate(v, vols[0], vols[-1])
                                             for v in ceiling)) +
               f"; share along the motion {motion_variance_fraction(ceiling, vols[0], vols[-1]):.2f}")
-    print(f"  frames matched (a sample within {args.threshold_A:g} A at FSC 0.5): {recalled}")
+    print(f"  frames matched (a sample within {threshold:g} A at FSC 0.5): {recalled}")
     print(f"  precision {result['precision']:.2f}, recall {result['recall']:.2f} "
-          f"(threshold {args.threshold_A:g} A); details in {evaluation}")
+          f"(threshold {threshold:g} A); details in {evaluation}")
 
 
 def main():
@@ -457,12 +519,16 @@ def main():
     parser.add_argument("--translation_free_basis", action="store_true",
                         help="cost: remove the template's translations from the basis")
     parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--pixel", type=float, default=3.0)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="adk",
+                        help="coverage: the motion (adk: adenylate kinase closed -> open; hinge: "
+                             "beta-galactosidase chain A, domain 5 turned 0-60 degrees)")
+    parser.add_argument("--pixel", type=float, default=0.0, help="0: the data set's (adk 3, hinge 5)")
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--snr_db", type=float, default=-5.0)
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--threshold_A", type=float, default=20.0)
+    parser.add_argument("--threshold_A", type=float, default=0.0,
+                        help="0: the data set's (adk 20, hinge 12)")
     parser.add_argument("--train_flags", default="")
     parser.add_argument("--evaluate_only", action="store_true",
                         help="coverage: only score the samples already in WORK/coverage/samples "

@@ -522,7 +522,8 @@ def main():
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="adk",
                         help="coverage: the motion (adk: adenylate kinase closed -> open; hinge: "
                              "beta-galactosidase chain A, domain 5 turned 0-60 degrees)")
-    parser.add_argument("--pixel", type=float, default=0.0, help="0: the data set's (adk 3, hinge 5)")
+    parser.add_argument("--pixel", type=float, default=0.0,
+                        help="0: the data set's (adk 3, hinge 5)")
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--snr_db", type=float, default=-5.0)
     parser.add_argument("--minutes", type=float, default=15.0)
@@ -531,8 +532,9 @@ def main():
                         help="0: the data set's (adk 20, hinge 12)")
     parser.add_argument("--train_flags", default="")
     parser.add_argument("--evaluate_only", action="store_true",
-                        help="coverage: only score the samples already in WORK/coverage/samples "
-                        "(or --samples_dir)")
+                        help="coverage: only score the samples already in the data set's work "
+                        "folder (WORK/coverage/samples for adk, WORK/coverage_hinge/samples for "
+                        "hinge; or --samples_dir)")
     parser.add_argument("--samples_dir", default="")
     args = parser.parse_args()
     (cost if args.part == "cost" else coverage)(args)

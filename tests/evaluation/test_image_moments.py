@@ -68,5 +68,5 @@ def test_data_moments_are_the_mean_and_variance_over_the_first_images():
     assert count == 10
     s = moments.per_image(images[:10]).numpy()
     np.testing.assert_allclose(mean, s.mean(0), rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(variance, np.abs(s - s.mean(0)).__pow__(2).mean(0), rtol=1e-3,
+    np.testing.assert_allclose(variance, (np.abs(s - s.mean(0)) ** 2).mean(0), rtol=1e-3,
                                atol=1e-8)

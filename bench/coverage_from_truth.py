@@ -72,6 +72,7 @@ def main():
     import multi
     from tfcryogan import data as data_lib
     from tfcryogan.training import loop
+    from tfcryogan.training.config import TrainConfig
     frames = multi.read_frames(os.path.join(coverage, "frames"))
     mean, scaled = multi.frames_linear_model(frames, args.latent)
     n = frames[0].shape[0]
@@ -79,10 +80,11 @@ def main():
     work = os.path.join(args.work, "from_truth")
     shutil.rmtree(work, ignore_errors=True)  # a fresh start each time
     run_dir = os.path.join(work, "run")
-    config = loop.TrainConfig(output_dir=run_dir, max_minutes=args.minutes,
-                              latent_dim=args.latent, seed=args.seed,
-                              **config_overrides(loop.TrainConfig, args.set,
-                                                 ("max_minutes", "latent_dim", "seed")))
+    config = TrainConfig(particles=star, output_dir=run_dir, max_minutes=args.minutes,
+                         latent_dim=args.latent, seed=args.seed,
+                         **config_overrides(TrainConfig, args.set,
+                                            ("particles", "output_dir", "max_minutes",
+                                             "latent_dim", "seed")))
     trainer = loop.Trainer(config, data_lib.load_particles(star))
     generator = trainer.generator
     multi.set_linear_model(generator, mean / unit, scaled / unit)

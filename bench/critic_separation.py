@@ -66,19 +66,22 @@ def affine_part(template, basis, shape):
     return parts * (np.linalg.norm(basis, axis=1) / np.linalg.norm(parts, axis=1))[:, None]
 
 
-def one_frame_each(generator):
-    """Make ``generator`` (template: the frames' mean, basis: each frame minus it) draw one frame
-    per image, uniformly: frame ``floor(K * Phi(z_0))`` instead of the linear map's ``z``."""
+def one_frame_each(settings, name):
+    """A generator (template: the frames' mean, basis: each frame minus it) that draws one frame
+    per image, uniformly: frame ``floor(K * Phi(z_0))`` instead of the linear map's ``z`` (the
+    Trainer's ``make_generator`` hook)."""
     import tensorflow as tf
-    k = generator.n_basis
+    from tfcryogan.models.generator import ConformationGenerator
 
-    def coefficients(z, normalization=None):
-        del normalization
-        u = 0.5 * (1.0 + tf.math.erf(z[:, 0] / np.sqrt(2.0)))
-        index = tf.minimum(tf.cast(tf.floor(u * k), tf.int32), k - 1)
-        return tf.concat([tf.ones([tf.shape(z)[0], 1]), tf.one_hot(index, k)], axis=1)
+    class OneFrameEach(ConformationGenerator):
+        def coefficients(self, z):
+            k = self.latent_dim
+            u = 0.5 * (1.0 + tf.math.erf(z[:, 0] / np.sqrt(2.0)))
+            index = tf.minimum(tf.cast(tf.floor(u * k), tf.int32), k - 1)
+            return tf.concat([tf.ones([tf.shape(z)[0], 1]), tf.one_hot(index, k)], axis=1)
 
-    generator.coefficients = coefficients
+    return OneFrameEach(settings["box"], settings["latent_dim"], settings["symmetry"],
+                        settings["mask_radius"], name=name)
 
 
 def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_steps=20000):
@@ -86,15 +89,16 @@ def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_
     with ``discrete`` one basis volume per image (:func:`one_frame_each`), calibrated to the
     data's SNR as a fresh run is; full resolution, particle shifts fixed at the true 2 A."""
     import multi
+    from tfcryogan.models.generator import build_generator
     from tfcryogan.training import loop
+    from tfcryogan.training.config import TrainConfig
     shutil.rmtree(scratch, ignore_errors=True)
-    config = loop.TrainConfig(output_dir=scratch, latent_dim=len(basis), seed=seed,
-                              lowpass_start=0.0, learn_shift=False, shift_std_A=2.0,
-                              max_steps=max_steps)
-    trainer = loop.Trainer(config, data, log=lambda line: None)
+    config = TrainConfig(particles=data.path, output_dir=scratch, latent_dim=len(basis),
+                         seed=seed, lowpass_start=0.0, learn_shift=False, shift_std_A=2.0,
+                         max_steps=max_steps)
+    trainer = loop.Trainer(config, data, log=lambda line: None,
+                           make_generator=one_frame_each if discrete else build_generator)
     multi.set_linear_model(trainer.generator, template, basis)
-    if discrete:
-        one_frame_each(trainer.generator)
     trainer.calibrate_scales()
     return trainer
 
@@ -108,11 +112,10 @@ def separation(data, template, basis, steps, seed, scratch, discrete=False, lear
         trainer.generator.trainable = False
     else:  # the candidate stays as it is, at the calibrated scales
         trainer.g_optimizer.learning_rate.assign(0.0)
-    step = trainer._distributed_step()  # pylint: disable=protected-access
-    batches = iter(trainer.dataset(0))
+    batches = trainer.batches(0)
     w = []
     for i in range(steps):
-        w.append(float(step(next(batches))["wasserstein"]))
+        w.append(float(trainer.step(next(batches))["wasserstein"]))
         if (i + 1) % 100 == 0:
             print(f"    step {i + 1}/{steps}: W {np.mean(w[-100:]):.3f}", flush=True)
     tail = np.array(w[steps // 2:])
@@ -126,7 +129,7 @@ def real_moments(data):
     import tensorflow as tf
     from tfcryogan import data as data_lib
     from tfcryogan.evaluation import image_moments
-    from tfcryogan.training.cryogan import normalize_images
+    from tfcryogan.physics.fourier import normalize_images
     moments = image_moments.ImageMoments(data.box)
     batches = (normalize_images(b["real"][:, 0]) for b in data_lib.make_dataset(
         data, data_lib.BatchPlan(250, 1, 97)))
@@ -143,14 +146,15 @@ def moment_separation(data, real, template, basis, seed, scratch, discrete=False
     scale; returns ``(chi2, scale_factor)``."""
     import tensorflow as tf
     from tfcryogan.evaluation import image_moments
-    from tfcryogan.training.cryogan import normalize_images
-    model = candidate_trainer(data, template, basis, seed, scratch, discrete).model
+    from tfcryogan.physics.fourier import normalize_images
+    trainer = candidate_trainer(data, template, basis, seed, scratch, discrete)
+    model, formation = trainer.model, trainer.image_formation
     moments, target, inverse = real
     rows = data.ctf_rows()
     batch = 250
 
-    def chi2(factor, signal=float(model.scales()["signal_scale"])):
-        model.set_scales(signal_scale=signal * factor)
+    def chi2(factor, signal=float(formation.scales()["signal_scale"])):
+        formation.set_scales(signal_scale=signal * factor)
         total = 0.0
         for i in range(n_images // batch):
             ctf = tf.constant(rows[np.arange(i * batch, (i + 1) * batch) % len(rows)])

@@ -25,8 +25,7 @@ random pose, so no pose-free method can learn it (28% of the adk frames' varianc
 beta-galactosidase (../shared/data/betagal/5a1a.cif) with its domain 5 turned 0-60 degrees as a
 rigid body (5 A/px; work folder WORK/coverage_hinge).
 
-  python bench/multi.py --part=cost [--box=64] [--batch=32] [--coefficient_map=linear]
-      [--translation_free_basis]
+  python bench/multi.py --part=cost [--box=64] [--batch=32]
   python bench/multi.py --part=coverage --box=32 [--dataset=adk|hinge] [--minutes=15]
       [--threshold_A=20] [--latent=2]
       [--snr_db=-5] [--work=/tmp/bench_multi] [--train_flags="--generator_batches=5 ..."]
@@ -34,7 +33,6 @@ rigid body (5 A/px; work folder WORK/coverage_hinge).
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -84,6 +82,7 @@ def cost(args):
     from tfcryogan import simulator
     from tfcryogan.physics import projector, rotations
     from tfcryogan.training import loop
+    from tfcryogan.training.config import TrainConfig
 
     work = os.path.join(args.work, f"cost_{args.box}")
     star = os.path.join(work, "particles.star")
@@ -96,16 +95,12 @@ def cost(args):
     results = {}
     for name, latent in (("CryoGAN (one volume)", 0),
                          (f"Multi-CryoGAN basis generator, latent {args.latent}", args.latent)):
-        config = loop.TrainConfig(output_dir=os.path.join(work, f"run{latent}"),
-                                  max_steps=10 ** 6, batch_size=args.batch, latent_dim=latent,
-                                  n_basis=args.n_basis, coefficient_map=args.coefficient_map,
-                                  translation_free_basis=args.translation_free_basis,
-                                  checkpoint_every=10 ** 6, summary_every=10 ** 6)
+        config = TrainConfig(particles=star, output_dir=os.path.join(work, f"run{latent}"),
+                             max_steps=10 ** 6, batch_size=args.batch, latent_dim=latent,
+                             checkpoint_every=10 ** 6, summary_every=10 ** 6, restart=True)
         trainer = loop.Trainer(config, data, log=lambda line: None)
-        step = trainer._distributed_step()  # pylint: disable=protected-access
-        iterator = iter(trainer.dataset(0))
-        batch = next(iterator)
-        results[name] = time_steps(lambda: step(batch), args.steps)
+        batch = next(trainer.batches(0))
+        results[name] = time_steps(lambda: trainer.step(batch), args.steps)
     base = results["CryoGAN (one volume)"]
 
     # Design (c), generator update only (simulate + backward through the decoder), compared with
@@ -118,8 +113,7 @@ def cost(args):
     weights = tf.constant(rng.normal(size=(b, n, n)).astype(np.float32))
     decoder = per_image_decoder(n, args.latent)
     from tfcryogan.models.generator import ConformationGenerator
-    basis = ConformationGenerator(n, args.latent, coefficient_map=args.coefficient_map,
-                                  translation_free=args.translation_free_basis)
+    basis = ConformationGenerator(n, args.latent, "C1", 0.45)
     basis(tf.zeros([1, args.latent]))
     z = tf.random.normal([b, args.latent])
 
@@ -244,12 +238,10 @@ DATASETS = {
 
 
 def gaussian_blur(volume, sigma):
-    """``volume`` convolved with a Gaussian of ``sigma`` voxels (periodic, by FFT)."""
-    if sigma <= 0:
-        return np.asarray(volume, np.float64)
-    k = [np.fft.fftfreq(n) for n in volume.shape]
-    k2 = k[0][:, None, None] ** 2 + k[1][None, :, None] ** 2 + k[2][None, None, :] ** 2
-    return np.real(np.fft.ifftn(np.fft.fftn(volume) * np.exp(-2.0 * (np.pi * sigma) ** 2 * k2)))
+    """``volume`` convolved with a Gaussian of ``sigma`` voxels (periodic, by FFT), float64."""
+    from tfcryogan.physics import fourier
+    return np.asarray(fourier.gaussian_blur(np.asarray(volume, np.float32), sigma, 3),
+                      np.float64)
 
 
 def motion_coordinate(volume, start, end, blurs=np.arange(0.0, 3.01, 0.25), rigid_free=False):
@@ -378,6 +370,7 @@ def align_samples(sample_dir, reference, out_dir, pixel):
     samples towards the reference conformation, moving them along the motion."""
     from tfcryogan import io
     from tfcryogan.evaluation import align
+    from tfcryogan.physics import fourier
     names = sorted(p for p in os.listdir(sample_dir) if p.startswith("sample_"))
     volumes = [io.read_volume(os.path.join(sample_dir, n))[0] for n in names]
     found = align.align(np.mean(volumes, axis=0), reference)
@@ -385,9 +378,9 @@ def align_samples(sample_dir, reference, out_dir, pixel):
     n = reference.shape[0]
     os.makedirs(out_dir, exist_ok=True)
     for name, vol in zip(names, volumes):  # 2x oversampled rotation, as align() does
-        moved = align.fourier_resample(
-            align.rotate_volume(align.fourier_resample(vol, 2 * n), matrix,
-                                2 * found.shift_voxels), n).numpy()
+        moved = fourier.fourier_crop(align.rotate_volume(fourier.fourier_crop(vol, 2 * n, 3),
+                                                         matrix, 2 * found.shift_voxels),
+                                     n, 3).numpy()
         io.write_volume(os.path.join(out_dir, name), moved, pixel)
     return names
 
@@ -454,18 +447,22 @@ def coverage(args):
     shutil.rmtree(aligned, ignore_errors=True)
     sample_paths = align_samples(samples, vols[len(vols) // 2], aligned, pixel)
     evaluation = os.path.join(work, "evaluation")
-    subprocess.run([py, os.path.join(ROOT, "bin", "evaluate"), f"--map={aligned}",
-                    f"--references={frames}", "--no_align", f"--output_dir={evaluation}",
-                    f"--threshold_A={threshold}"], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(evaluation, "evaluation.json"), encoding="utf-8") as f:
-        result = json.load(f)
+    from tfcryogan.evaluation import precision_recall as pr
+    aligned_vols = [io.read_volume(os.path.join(aligned, n))[0] for n in sample_paths]
+    result = pr.compare_sets(aligned_vols, vols, pixel, [os.path.splitext(n)[0]
+                                                          for n in sample_paths],
+                             [f"frame_{k:02d}" for k in range(len(vols))],
+                             threshold_A=threshold, align=False)
+    pr.write_matrix_csv(os.path.join(evaluation, "resolution_matrix.csv"), result)
+    pr.write_precision_recall_csv(os.path.join(evaluation, "precision_recall.csv"), result)
+    pr.plot_precision_recall(os.path.join(evaluation, "precision_recall.png"), result)
     gaps = []
     for k in range(1, len(vols)):
         curve = fsc.fsc(vols[0], vols[k]).numpy()
         gaps.append(fsc.resolution(curve, args.box, pixel, 0.5)[0])
     sample_vols = [io.read_volume(os.path.join(samples, n))[0] for n in sample_paths]
-    best = sorted(int(np.argmin(row)) for row in result["resolution_matrix_A"])
-    recalled = [j for j, row in enumerate(result["per_reference"]) if row["matched"]]
+    best = sorted(int(np.argmin(row)) for row in result.resolution_A)
+    recalled = [j for j, row in enumerate(result.per_reference) if row["matched"]]
     print(f"{dataset['title']} in {len(vols)} frames, box {args.box}, "
           f"{pixel:g} A/px, {args.n} particles at {args.snr_db:g} dB, "
           f"{args.minutes:g} min of training, latent dim {args.latent}")
@@ -474,7 +471,7 @@ def coverage(args):
     print(f"  spread (rms deviation from the mean volume / rms of the mean): samples "
           f"{float(volume_spread(np.stack(sample_vols))):.0%}, "
           f"frames {float(volume_spread(np.stack(vols))):.0%}")
-    aligned_vols = np.stack([io.read_volume(os.path.join(aligned, n))[0] for n in sample_paths])
+    aligned_vols = np.stack(aligned_vols)
     print(f"  share of the variance along the motion (frame 0 -> last, blurred 1.5 voxels): "
           f"samples {motion_variance_fraction(aligned_vols, vols[0], vols[-1]):.2f}, frames "
           f"{motion_variance_fraction(np.stack(vols), vols[0], vols[-1]):.2f}")
@@ -501,7 +498,7 @@ def coverage(args):
                                             for v in ceiling)) +
               f"; share along the motion {motion_variance_fraction(ceiling, vols[0], vols[-1]):.2f}")
     print(f"  frames matched (a sample within {threshold:g} A at FSC 0.5): {recalled}")
-    print(f"  precision {result['precision']:.2f}, recall {result['recall']:.2f} "
+    print(f"  precision {result.precision:.2f}, recall {result.recall:.2f} "
           f"(threshold {threshold:g} A); details in {evaluation}")
 
 
@@ -513,11 +510,6 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--latent", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--n_basis", type=int, default=-1, help="-1: the package default")
-    parser.add_argument("--coefficient_map", default="linear", choices=["linear", "mlp"],
-                        help="cost: the generator's coefficient map")
-    parser.add_argument("--translation_free_basis", action="store_true",
-                        help="cost: remove the template's translations from the basis")
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="adk",
                         help="coverage: the motion (adk: adenylate kinase closed -> open; hinge: "

@@ -47,18 +47,19 @@ def worker(args):
     cli.import_tensorflow_quietly()
     from tfcryogan import data as data_lib
     from tfcryogan.training import loop
+    from tfcryogan.training.config import TrainConfig
     data = data_lib.load_particles(args.star)
-    config = loop.TrainConfig(output_dir=args.out, max_steps=10 ** 6, batch_size=args.batch,
-                              cpu_replicas=args.replicas, strategy=args.strategy,
-                              checkpoint_every=10 ** 6, summary_every=10 ** 6)
+    config = TrainConfig(particles=args.star, output_dir=args.out, max_steps=10 ** 6,
+                         batch_size=args.batch, cpu_replicas=args.replicas,
+                         strategy=args.strategy, checkpoint_every=10 ** 6,
+                         summary_every=10 ** 6, restart=True)
     trainer = loop.Trainer(config, data, log=lambda line: None)
-    step = trainer._distributed_step()  # pylint: disable=protected-access
-    iterator = iter(trainer.dataset(0))
+    iterator = trainer.batches(0)
     for _ in range(3):  # compile and warm up
-        step(next(iterator))
+        trainer.step(next(iterator))
     t = time.perf_counter()
     for _ in range(args.steps):
-        step(next(iterator))
+        trainer.step(next(iterator))
     seconds = (time.perf_counter() - t) / args.steps
     images = args.batch * (config.n_critic + 1)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KB -> GB

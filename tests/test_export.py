@@ -10,6 +10,9 @@ import mrcfile
 import numpy as np
 import pytest
 
+# End-to-end runs of bin/ commands in subprocesses: deselect with -m "not slow".
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "bin")
 
@@ -27,7 +30,7 @@ def exported(tiny_dataset, tmp_path_factory):
     run_dir = folder / "run"
     run(sys.executable, os.path.join(BIN, "train"), f"--particles={star}",
         f"--output_dir={run_dir}", "--latent_dim=2", "--max_steps=3", "--batch_size=8",
-        "--n_critic=1", "--checkpoint_every=3", "--generator_lr=0.05", "--positivity_weight=5")
+        "--n_critic=1", "--checkpoint_every=3", "--generator_lr=0.05")
     run(sys.executable, os.path.join(BIN, "export"), f"--run_dir={run_dir}",
         f"--export_dir={folder / 'export' / 'tiny'}")
     second = run(sys.executable, os.path.join(BIN, "export"), f"--run_dir={run_dir}",
@@ -41,17 +44,22 @@ def test_run_record_has_the_multi_cryogan_settings_and_spread(exported):
     the generator's conformational spread (non-zero: the random starting basis)."""
     with open(exported / "run" / "run.json", encoding="utf-8") as f:
         record = json.load(f)
-    assert record["settings"]["generator_batches"] == 2  # --n_critic=1
-    assert record["settings"]["positivity_weight"] == 5.0
+    assert record["settings"]["generator_batch_count"] == 2  # --n_critic=1
+    assert record["settings"]["latent_dim"] == 2
     assert 0.0 < record["figures"]["conformation_spread"] < 5.0
 
 
 def test_generator_batch_count():
-    from tfcryogan.training.cryogan import generator_batch_count
-    assert generator_batch_count(-1, 0, 4) == 1  # CryoGAN
-    assert generator_batch_count(-1, 2, 4) == 5  # Multi-CryoGAN: every batch drawn for the step
-    assert generator_batch_count(3, 2, 4) == 3
-    assert generator_batch_count(9, 0, 4) == 5  # at most n_critic + 1 (the CTF rows drawn)
+    from tfcryogan.training.config import TrainConfig
+
+    def count(generator_batches, latent_dim, n_critic):
+        return TrainConfig(generator_batches=generator_batches, latent_dim=latent_dim,
+                           n_critic=n_critic).generator_batch_count()
+
+    assert count(-1, 0, 4) == 1  # CryoGAN
+    assert count(-1, 2, 4) == 5  # Multi-CryoGAN: every batch drawn for the step
+    assert count(3, 2, 4) == 3
+    assert count(9, 0, 4) == 5  # at most n_critic + 1 (the CTF rows drawn)
 
 
 def test_serving_layout_and_models_config(exported):
@@ -139,23 +147,15 @@ def test_module_matches_the_generator():
 
     from tfcryogan.export import GeneratorModule
     from tfcryogan.models.generator import ConformationGenerator
-    gen = ConformationGenerator(12, latent_dim=3, mask_radius=0.4, n_basis=4,
-                                coefficient_map="mlp")
     rng = np.random.default_rng(0)
-    gen.template.assign(rng.random((12, 12, 12)).astype(np.float32))
-    gen.basis.assign(rng.normal(size=(4, 12, 12, 12)).astype(np.float32))
-    module = GeneratorModule(gen, 2.0, [300.0, 2.7, 0.1], {"latent_dim": 3})
     z = tf.constant(rng.normal(size=(5, 3)).astype(np.float32))
-    np.testing.assert_allclose(module.generate(z)["volume"].numpy(), gen(z).numpy(), rtol=1e-5,
-                               atol=1e-5)
-    linear = ConformationGenerator(12, latent_dim=3, mask_radius=0.4, coefficient_map="linear",
-                                   translation_free=True)
+    linear = ConformationGenerator(12, 3, "C2", 0.4)
     linear.template.assign(rng.random((12, 12, 12)).astype(np.float32))
     linear.basis.assign(rng.normal(size=(3, 12, 12, 12)).astype(np.float32))
     module = GeneratorModule(linear, 2.0, [300.0, 2.7, 0.1], {"latent_dim": 3})
     np.testing.assert_allclose(module.generate(z)["volume"].numpy(), linear(z).numpy(),
                                rtol=1e-5, atol=1e-5)
-    single = ConformationGenerator(12)
+    single = ConformationGenerator(12, 0, "C1", 0.45)
     single.template.assign(rng.random((12, 12, 12)).astype(np.float32))
     out = GeneratorModule(single, 2.0, [300.0, 2.7, 0.1], {}).generate(tf.zeros([2, 0]))["volume"]
     np.testing.assert_allclose(out.numpy(), np.broadcast_to(single(tf.zeros([1, 0])).numpy(),

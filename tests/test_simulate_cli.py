@@ -13,6 +13,9 @@ from tfcryogan import io
 from tfcryogan.phantoms import phantom
 from tfcryogan.physics import projector
 
+# End-to-end runs of bin/ commands in subprocesses: deselect with -m "not slow".
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -126,6 +129,12 @@ def bad_inputs(tmp_path, small_map):
     bad_index = tmp_path / "badindex.star"
     bad_index.write_text("data_\nloop_\n_rlnImageName\n_rlnAngleRot\n_rlnAngleTilt\n"
                          "_rlnAnglePsi\n_rlnImagePixelSize\n0@x.mrcs 1 2 3 4.0\n")
+    nan_noise = tmp_path / "nan_noise.mrcs"
+    noise = np.random.default_rng(0).normal(size=(5, 64, 64)).astype(np.float32)
+    noise[1, 4, 4] = np.inf
+    with mrcfile.new(nan_noise) as m:
+        m.set_data(noise)
+        m.voxel_size = 2.0
     nan_star = tmp_path / "nanstar.star"
     nan_star.write_text("data_\nloop_\n_rlnImageName\n_rlnAngleRot\n_rlnAngleTilt\n"
                         "_rlnAnglePsi\n_rlnImagePixelSize\n1@x.mrcs nan 2 3 4.0\n")
@@ -139,6 +148,8 @@ def bad_inputs(tmp_path, small_map):
         ([f"--volume={small_map}", f"--poses_from={nan_star}"], "nanstar.star"),
         ([f"--volume={small_map}", "--n_particles=-5"], "n_particles"),
         ([f"--volume={small_map}", "--noise=colored"], "noise_from"),
+        ([f"--volume={small_map}", "--noise=patches", f"--noise_from={nan_noise}"],
+         "nan_noise.mrcs: image 2 holds NaN or inf"),
         ([f"--volume={small_map}", f"--ctf_from={tmp_path / 'nope.txt'}"], "nope.txt"),
     ]
 

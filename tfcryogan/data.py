@@ -18,6 +18,7 @@ from tfcryogan import io
 from tfcryogan.errors import InputError
 from tfcryogan.io.image_source import ImageSource
 from tfcryogan.physics import fourier, noise as noise_lib
+from tfcryogan.progress import Progress
 
 
 @dataclasses.dataclass
@@ -54,14 +55,60 @@ class ParticleData:
         images = self.source.read(particles)
         return -images if self.invert else images
 
+    def read_on_grid(self, particles):
+        """Images of ``particles`` on the training grid (``[k, box, box]`` float32 tensor)."""
+        return fourier.resample_images(self.read(particles), self.pixel_size_in,
+                                       self.pixel_size, self.box)
 
-def load_particles(path, box=None, invert_contrast=False):
+
+def _finite_only(table, path, skip, log):
+    """``table`` without the particles whose image holds NaN or inf values, when ``skip``;
+    otherwise an :class:`InputError` naming the first such image. A long check shows progress."""
+    source = ImageSource(table)
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if total >= 100000:
+            bar = bar or Progress(total, "checking images", unit="img")
+            bar.update(done)
+
+    bad = source.find_nonfinite(progress)
+    if bar:
+        bar.close()
+    if not bad.size:
+        return table, source
+    first = int(bad[0])
+    where = f"{table.image_path[first]}: image {int(table.image_index[first]) + 1}"
+    if not skip:
+        more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
+        raise InputError(f"{where} holds NaN or inf values (particle {first + 1} of {path}"
+                         f"{more}); remove it, or pass --skip_nonfinite to train without such "
+                         "images")
+    (log or (lambda line: None))(
+        f"skipping {bad.size} of {len(table)} particles whose images hold NaN or inf values "
+        f"(the first: {where})")
+    if bad.size == len(table):
+        raise InputError(f"{path}: every image holds NaN or inf values")
+    keep = np.ones(len(table), bool)
+    keep[bad] = False
+    table = table.subset(keep)
+    return table, ImageSource(table)
+
+
+def load_particles(path, box=None, invert_contrast=False, skip_nonfinite=False, log=None):
     """Read a particle set (RELION 3.0/3.1 STAR or cryoSPARC .cs) for training.
+
+    Every image is checked for NaN and inf values first (one sequential read of the stacks): a
+    single bad image would otherwise end training with non-finite losses.
 
     Args:
       path: metadata file; its images must exist and share one box and pixel size.
       box: training box in pixels (Fourier cropping of the images; default: their own box).
       invert_contrast: images have protein dark (raw micrographs): invert them.
+      skip_nonfinite: drop particles with NaN or inf values (and say so through ``log``)
+        instead of raising an :class:`InputError` naming the first one.
+      log: callable for a line to the user.
     Returns:
       :class:`ParticleData`.
     """
@@ -72,7 +119,7 @@ def load_particles(path, box=None, invert_contrast=False):
     if len(set(table.box)) != 1:
         raise InputError(f"{path}: particles have different boxes ({sorted(set(table.box))}); "
                          "re-extract them at one box")
-    source = ImageSource(table)
+    table, source = _finite_only(table, path, skip_nonfinite, log)
     box_in = source.box
     pixel_in = float(table.pixel_size[0])
     box = int(box or box_in)
@@ -86,18 +133,16 @@ def load_particles(path, box=None, invert_contrast=False):
 
 
 def estimate_noise_psd(data, count=500, seed=0):
-    """Radially averaged power spectrum of the particles' background on the training grid.
+    """Radially averaged power spectrum of the background of ``data``'s images on its grid.
 
-    Reads ``count`` random particles, resamples them to the training box, normalises each, and
-    averages the periodogram outside a disc of 0.4 box (``physics.noise.estimate_radial_psd``).
-    Returns ``[radial_bins(box)]`` float32 (shape of the coloured noise; its level is learned).
+    Reads ``count`` random images, resamples them to the grid, normalises each, and averages the
+    periodogram outside a disc of 0.4 box (``physics.noise.estimate_radial_psd``).
+    Returns ``[radial_bins(box)]`` float32 (the shape of coloured noise; its level is learned or
+    set by the SNR).
     """
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(data), min(count, len(data)), replace=False))
-    images = fourier.resample_images(data.read(chosen), data.pixel_size_in, data.pixel_size,
-                                     data.box)
-    images = (images - tf.reduce_mean(images, axis=[1, 2], keepdims=True)) / (
-        tf.math.reduce_std(images, axis=[1, 2], keepdims=True) + 1e-8)
+    images = fourier.normalize_images(data.read_on_grid(chosen))
     return noise_lib.estimate_radial_psd(images).numpy()
 
 
@@ -183,9 +228,7 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
     def to_training_grid(images, source):
         flat = tf.reshape(images, [-1, source.box_in, source.box_in])
         flat = fourier.resample_images(flat, source.pixel_size_in, data.pixel_size, data.box)
-        mean, var = tf.nn.moments(flat, axes=[1, 2], keepdims=True)
-        flat = (flat - mean) * tf.math.rsqrt(var + 1e-8)
-        return tf.reshape(flat, [b, -1, data.box, data.box])
+        return tf.reshape(fourier.normalize_images(flat), [b, -1, data.box, data.box])
 
     def load(element):
         types = [tf.float32, tf.float32] + ([tf.float32] if patches is not None else [])
@@ -204,33 +247,37 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
     return dataset.with_options(options).prefetch(2)
 
 
-def load_particles_or_stack(path, like):
-    """Noise images (``--noise_from``) prepared for the training grid of ``like``.
+def load_noise_images(path, box, pixel_size, log=None):
+    """Pure-noise images (``--noise_from``) prepared for a ``box`` grid of ``pixel_size`` A.
 
     Args:
-      path: a STAR/.cs file (CTF not needed) or an ``.mrcs`` stack with its pixel size in the header.
-      like: the training :class:`ParticleData` (its box and pixel size are used).
+      path: a STAR/.cs file (CTF not needed) or an ``.mrcs`` stack with its pixel size in the
+        header. Its images must be finite and cover the grid's field of view.
+      box, pixel_size: the grid the images are resampled to (:meth:`ParticleData.read_on_grid`).
     Returns:
-      :class:`ParticleData` whose images resample to ``like``'s grid.
+      :class:`ParticleData`.
     """
     path = str(path)
     table = io.read_image_set(path, check_images=True)
-    source = ImageSource(table)
+    table, source = _finite_only(table, path, False, log)
     pixel_in = float(table.pixel_size[0])
-    if source.box * pixel_in < like.box * like.pixel_size * (1 - 1e-3):
+    if source.box * pixel_in < box * pixel_size * (1 - 1e-3):
         raise InputError(f"{path}: noise images cover {source.box * pixel_in:.1f} A, less than "
-                         f"the {like.box * like.pixel_size:.1f} A of the training box")
+                         f"the {box * pixel_size:.1f} A of the {box}-pixel box")
     return ParticleData(path=path, table=table, source=source, box_in=source.box,
-                        pixel_size_in=pixel_in, box=like.box, pixel_size=like.pixel_size)
+                        pixel_size_in=pixel_in, box=int(box), pixel_size=float(pixel_size))
 
 
-def match_reference(volume, voxel_size, like, path):
-    """A reference map (``--ground_truth``) on the training grid of ``like`` (Fourier resampling
-    to its voxel size, then centre crop/pad to its box).
+def on_training_grid(volume, voxel_size, like, path):
+    """A map (``--ground_truth``, ``--initial_volume``) on the training grid of ``like``
+    (:func:`~tfcryogan.physics.fourier.resample_volume`).
 
     Args:
       volume: ``[M, M, M]`` float32; voxel_size: its A/voxel (None when the header says 0: then
         the map must be on the particles' own grid or on the training grid).
+      like: the training :class:`ParticleData`; path: the map's file, for errors.
+    Returns:
+      ``[box, box, box]`` float32 numpy.
     """
     if voxel_size is None:
         if volume.shape[0] == like.box:

@@ -10,8 +10,8 @@
   "shifts": [batch, 2] (rlnOriginXAngst/YAngst, A), "defocus": [batch, 3] (DefocusU, DefocusV in
   A, DefocusAngle in degrees)}`` -> ``{"images": [batch, N, N]}``: noise-free particle images with
   the run's optics (voltage, Cs, amplitude contrast), RELION's conventions
-- ``metadata``: ``{}`` -> voxel size (A), box, latent dimension, symmetry, optics and the training
-  flags (JSON)
+- ``metadata``: ``{}`` -> voxel size (A), box, latent dimension, symmetry, optics and
+  ``training_flags``: the run's settings (every ``bin/train`` flag and the training grid, JSON)
 
 The same values are attributes of the loaded object (``voxel_size``, ``box``, ``latent_dim``,
 ``symmetry``, ``optics``, ``training_flags``). Everything is plain TensorFlow: the export loads
@@ -35,32 +35,19 @@ from tfcryogan.physics import projector, rotations
 
 
 class GeneratorModule(tf.Module):
-    """The servable: a generator's weights, its grid and optics, and the signatures above.
+    """The servable: a generator's volumes, its grid and optics, and the signatures above.
 
-    The weights are copied into plain ``tf.Variable``s (the symmetrised, masked basis volumes and
-    the coefficient MLP's kernels and biases) and the forward pass is written in plain TensorFlow,
-    so that every loader restores them: ``tf.saved_model.load``, ``saved_model_cli run`` and
-    TensorFlow Serving's session-based loader (which does not see Keras 3 variables).
+    The symmetrised, masked template and basis volumes are copied into plain ``tf.Variable``s
+    and the forward pass (``v(z) = template + sum_j z_j basis_j``) is written in plain
+    TensorFlow, so that every loader restores them: ``tf.saved_model.load``, ``saved_model_cli
+    run`` and TensorFlow Serving's session-based loader (which does not see Keras 3 variables).
     """
 
-    def __init__(self, generator, voxel_size, optics, training_flags, signal_scale=1.0):
+    def __init__(self, generator, voxel_size, optics, training_flags):
         super().__init__(name="tfcryogan_generator")
-        d = generator.latent_dim
         self.n = int(generator.box)
-        self.d = int(d)
+        self.d = int(generator.latent_dim)
         self.basis = tf.Variable(generator.basis_volumes(), trainable=False, name="basis_volumes")
-        self.layers = []
-        self.linear = generator.coefficient_map == "linear"
-        if generator.n_basis and not self.linear:
-            for i, layer in enumerate(generator.coefficient_net.layers):
-                kernel, bias = layer.get_weights()
-                self.layers.append((tf.Variable(kernel, trainable=False, name=f"kernel{i}"),
-                                    tf.Variable(bias, trainable=False, name=f"bias{i}"),
-                                    layer.get_config()["activation"]))
-            mean, inverse_std = generator.coefficient_normalization()
-            self.coefficient_mean = tf.Variable(mean, trainable=False, name="coefficient_mean")
-            self.coefficient_scale = tf.Variable(inverse_std, trainable=False,
-                                                 name="coefficient_inverse_std")
         self.voxel_size = tf.Variable(float(voxel_size), trainable=False, name="voxel_size")
         self.box = tf.Variable(self.n, trainable=False, name="box")
         self.latent_dim = tf.Variable(self.d, trainable=False, name="latent_dim")
@@ -68,10 +55,9 @@ class GeneratorModule(tf.Module):
         self.optics = tf.Variable(np.asarray(optics, np.float32), trainable=False,
                                   name="optics_voltage_kv_cs_mm_amplitude_contrast")
         self.training_flags = tf.Variable(json.dumps(training_flags, sort_keys=True,
-                                                     default=str), trainable=False,
-                                          name="training_flags")
-        self.signal_scale = tf.Variable(float(signal_scale), trainable=False, name="signal_scale")
-        spec_z = tf.TensorSpec([None, d], tf.float32, name="z")
+                                                        default=str), trainable=False,
+                                             name="training_flags")
+        spec_z = tf.TensorSpec([None, self.d], tf.float32, name="z")
         self.generate = tf.function(self._generate, input_signature=[spec_z])
         self.sample = tf.function(self._sample, input_signature=[
             tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int64, name="seed")])
@@ -82,21 +68,8 @@ class GeneratorModule(tf.Module):
         self.metadata = tf.function(self._metadata, input_signature=[])
 
     def _coefficients(self, z):
-        """``[B, 1 + K]``: 1 for the template, then the MLP's coefficients (as the generator's),
-        or ``z`` itself for the linear map."""
-        out = tf.ones([tf.shape(z)[0], 1])
-        if self.linear:
-            return tf.concat([out, z], axis=1)
-        h = z
-        for kernel, bias, activation in self.layers:
-            h = tf.matmul(h, kernel) + bias
-            if activation == "tanh":
-                h = tf.tanh(h)
-            elif activation not in ("linear", None):
-                raise ValueError(f"unsupported activation {activation}")
-        if self.layers:  # standardised as the generator's (fixed after training)
-            out = tf.concat([out, (h - self.coefficient_mean) * self.coefficient_scale], axis=1)
-        return out
+        """``[B, 1 + K]``: 1 for the template, then ``z`` (the generator's linear map)."""
+        return tf.concat([tf.ones([tf.shape(z)[0], 1]), z], axis=1)
 
     def _volumes(self, z):
         return tf.tensordot(self._coefficients(z), self.basis, axes=1)
@@ -197,16 +170,19 @@ def load_run(run_dir):
 
 def module_from_run(run_dir):
     """Rebuild a run's generator from ``run.json`` and restore its moving-average weights from the
-    last checkpoint; returns a :class:`GeneratorModule`."""
-    from tfcryogan.models.generator import generator_from_settings  # pylint: disable=import-outside-toplevel
+    last checkpoint; returns ``(GeneratorModule, record)``."""
+    # pylint: disable=import-outside-toplevel
+    from tfcryogan.models.generator import build_generator
+    from tfcryogan.training.run_folder import restore_checkpoint
     record = load_run(run_dir)
     s = record["settings"]
-    generator = generator_from_settings(s, "ema_generator")
+    for key in ("box", "latent_dim", "symmetry", "mask_radius", "pixel_size", "optics"):
+        if key not in s:
+            raise InputError(f"{run_dir}/run.json: no {key!r} in its settings (a run of another "
+                             "version of tfcryogan?); re-run it with this version")
+    generator = build_generator(s, "ema_generator")
     generator(tf.zeros([1, s["latent_dim"]]))
     checkpoint = tf.train.Checkpoint(ema_generator=generator)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    checkpoint.restore(latest).expect_partial()
-    optics = s.get("optics") or [300.0, 2.7, 0.1]
-    scale = record.get("figures", {}).get("signal_scale", 1.0)
-    return GeneratorModule(generator, s["pixel_size"], optics, record.get("flags", {}),
-                           signal_scale=scale), record
+    restore_checkpoint(checkpoint, latest, "re-run the training with this version")
+    return GeneratorModule(generator, s["pixel_size"], s["optics"], s), record

@@ -77,111 +77,23 @@ def define_simulate_flags():
 
 
 def define_train_flags():
-    """All flags of ``bin/train``."""
-    define_noise_flags()
-    define_seed_flag()
-    flags.DEFINE_string("particles", None,
-                        "Particles to train on: a RELION 3.0/3.1 STAR or cryoSPARC .cs file with "
-                        "CTF parameters (no poses needed), or 'demo' for the built-in synthetic "
-                        "data set (made in --output_dir/demo_data on first use).")
-    flags.DEFINE_string("output_dir", None,
-                        "Run folder: volume.mrc, checkpoints/, logs/ (TensorBoard), run.json, "
-                        "fsc.csv/png. Re-running the same command resumes from the last "
-                        "checkpoint.")
-    flags.DEFINE_integer("max_steps", 20000, "Volume (generator) steps to train for.")
-    flags.DEFINE_float("max_minutes", 0.0,
-                       "Wall-clock budget in minutes (0: none); the run ends cleanly with "
-                       "outputs written.")
-    flags.DEFINE_integer("batch_size", 32, "Global batch (images per critic and volume update).")
-    flags.DEFINE_integer("n_critic", 4, "Critic updates per volume update.")
-    flags.DEFINE_integer("generator_batches", -1,
-                         "The volume update uses this many batches of simulated images (1 to "
-                         "n_critic + 1): a less noisy gradient for little extra time. -1: 1 for "
-                         "CryoGAN, n_critic + 1 for Multi-CryoGAN (--latent_dim > 0), whose "
-                         "conformational spread needs it.")
-    flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight (per-image norm).")
-    flags.DEFINE_float("critic_lr", 3e-4, "Critic Adam learning rate.")
-    flags.DEFINE_float("generator_lr", 3e-3, "Volume/generator Adam learning rate.")
-    flags.DEFINE_integer("critic_channels", 16, "Channels of the critic's first stage.")
-    flags.DEFINE_integer("critic_batch_statistics", -1,
-                         "The critic also sees the spread of learned image features over groups "
-                         "of this many images (minibatch statistics), so it can tell when "
-                         "simulated conformations vary too much, too little or in the wrong "
-                         "ways; 0: each image is scored on its own; -1: 8 for Multi-CryoGAN "
-                         "(--latent_dim > 0), 0 for CryoGAN. At most the batch per replica.")
-    flags.DEFINE_string("symmetry", "C1", "Point group of the volume: C1, Cn, Dn (RELION axes).")
-    flags.DEFINE_integer("latent_dim", 0,
-                         "Latent dimension of the conformation generator (0: one volume, "
-                         "CryoGAN; > 0: Multi-CryoGAN).")
-    flags.DEFINE_integer("n_basis", -1,
-                         "Multi-CryoGAN: basis volumes besides the template (each adds one 3D "
-                         "transform per step and its share of every slice); -1: latent_dim "
-                         "(the only choice for --coefficient_map=linear), latent_dim + 1 for mlp.")
-    flags.DEFINE_enum("coefficient_map", "linear", ["linear", "mlp"],
-                      "Multi-CryoGAN: how z sets the basis coefficients. 'linear' (default): "
-                      "the coefficients are z, one basis volume per latent dimension (the linear "
-                      "subspace model of 3D variability analysis); 'mlp': a standardised MLP of "
-                      "z (non-linear, one more basis volume by default, slower).")
-    flags.DEFINE_bool("translation_free_basis", False,
-                      "Multi-CryoGAN: remove the template's translations from the basis volumes "
-                      "(a z-dependent shift of the whole particle looks like the particle shifts "
-                      "the simulator already draws, so the critic barely penalises it).")
-    flags.DEFINE_float("positivity_weight", 10.0,
-                       "Multi-CryoGAN: weight of the penalty on negative density in generated "
-                       "volumes (the template itself is clipped at 0).")
-    flags.DEFINE_float("basis_decay", 0.0,
-                       "Multi-CryoGAN: decoupled weight decay of the basis volumes (each step "
-                       "they shrink by generator_lr * basis_decay): variation the critic does "
-                       "not ask for fades. 0: off.")
-    flags.DEFINE_float("basis_warmup", 0.0,
-                       "Multi-CryoGAN: the basis volumes' learning rate ramps linearly from 0 to "
-                       "the generator's over this fraction of the run (the template first). "
-                       "0: off.")
-    flags.DEFINE_float("basis_start_scale", 0.2,
-                       "Multi-CryoGAN: largest value of the random starting basis volumes, as a "
-                       "fraction of the starting template's maximum (the initial spread).")
-    flags.DEFINE_float("mask_radius", 0.45, "Support sphere radius as a fraction of the box.")
-    flags.DEFINE_string("initial_volume", "random",
-                        "Starting density: 'random' (smooth random, asymmetric), 'zero', or a map "
-                        "file (e.g. a low-resolution model; resampled to the training grid).")
-    flags.DEFINE_integer("box", None,
-                         "Training box in pixels: the particles are Fourier-cropped to it (same "
-                         "field of view, larger pixels). Default: their own box.")
-    flags.DEFINE_bool("invert_contrast", False,
-                      "The particles have raw micrograph contrast (protein dark): invert them.")
-    flags.DEFINE_float("shift_std_A", -1.0,
-                       "Initial standard deviation (A) of the simulated particles' shifts; it is "
-                       "learned. Negative: one pixel.")
-    flags.DEFINE_float("lowpass_start", 4.0,
-                       "Initial Gaussian low-pass width (cycles per box) on the critic inputs; "
-                       "relaxed to none over the first --lowpass_fraction of the run. 0: no "
-                       "low-pass.")
-    flags.DEFINE_float("lowpass_fraction", 0.8,
-                       "Fraction of the run (by --max_steps or the --max_minutes budget, "
-                       "whichever is further along, as for the learning rates) over which the "
-                       "critic's low-pass is relaxed (coarse to fine).")
-    flags.DEFINE_float("ema_decay", 0.995, "Decay of the moving average that gives volume.mrc.")
-    flags.DEFINE_float("final_lr_fraction", 0.1,
-                       "Learning rates decay (cosine) to this fraction of their initial values "
-                       "by the end of the run (--max_steps or --max_minutes, whichever first).")
-    flags.DEFINE_string("ground_truth", None,
-                        "A map to compare with (FSC after alignment): fsc.csv, fsc.png, and "
-                        "figures in run.json.")
-    flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multiworker"],
-                      "tf.distribute strategy: auto = MirroredStrategy over local GPUs; "
-                      "multiworker reads TF_CONFIG.")
-    flags.DEFINE_bool("mixed_precision", False,
-                      "Critic in float16 with dynamic loss scaling (for GPUs); the volume, FFTs "
-                      "and simulator stay float32/complex64.")
-    flags.DEFINE_integer("cpu_replicas", 1,
-                         "Split the CPU into this many logical devices for MirroredStrategy.")
-    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and volume.mrc.")
-    flags.DEFINE_integer("summary_every", 50, "Steps between TensorBoard summaries.")
-    flags.DEFINE_bool("restart", False, "Discard an existing run in --output_dir instead of "
-                                        "resuming it.")
-    flags.DEFINE_integer("demo_particles", 8000, "Particles of the built-in demo data set.")
-    flags.DEFINE_integer("demo_box", 32, "Box of the built-in demo data set.")
-    flags.DEFINE_float("demo_snr_db", 0.0, "SNR (dB) of the built-in demo data set.")
+    """All flags of ``bin/train``: one per :class:`~tfcryogan.training.config.TrainConfig` field
+    that is offered as a flag, with that field's default, help and choices."""
+    from tfcryogan.training import config  # pylint: disable=import-outside-toplevel
+    for field in config.flag_fields():
+        meta = field.metadata
+        name, default, text = field.name, field.default, meta["help"]
+        kind = config.value_type(field)
+        if meta["choices"]:
+            flags.DEFINE_enum(name, default, list(meta["choices"]), text)
+        elif kind is bool:
+            flags.DEFINE_bool(name, default, text)
+        elif kind is int:
+            flags.DEFINE_integer(name, default, text)
+        elif kind is float:
+            flags.DEFINE_float(name, default, text)
+        else:
+            flags.DEFINE_string(name, default, text)
     flags.mark_flags_as_required(["particles", "output_dir"])
 
 
@@ -201,8 +113,8 @@ def define_evaluate_flags():
                                             "evaluation.json (created if needed).")
     flags.DEFINE_bool("align", True,
                       "Search the rotation, hand (mirror) and shift that superpose the map on the "
-                      "reference before the FSC (--noalign or --no_align: compare as is).")
-    flags.DEFINE_bool("no_align", False, "Same as --noalign: compare the maps as they are.")
+                      "reference before the FSC; --noalign compares the maps as they are (maps "
+                      "already in one frame, e.g. RELION refinements against their reference).")
     flags.DEFINE_float("pixel_size", None,
                        "Voxel size in A of all maps, overriding their headers (needed when the "
                        "reference's header says 0).")

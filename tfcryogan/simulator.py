@@ -3,8 +3,12 @@
 ``y = CTF * shift(P_A(x)) + noise``: the Fourier-slice projection at RELION rotation ``A``, moved by
 minus the RELION origin, multiplied by the CTF in Fourier space, and noise added in real space
 (``physics.noise``). Everything is batched, differentiable with respect to the volume, and pure
-TensorFlow; :class:`Simulator` wraps it as a Keras layer for the models.
+TensorFlow. :func:`project` makes noise-free images (``bin/simulate``, the export);
+:class:`ImageFormation` is the Keras layer the training simulates with: random poses and shifts,
+the data set's CTFs, and learned signal and noise levels.
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -73,33 +77,101 @@ def sample_parameters(seed, batch_size, ctf_rows, shift_std_a):
     }
 
 
-class Simulator(keras.layers.Layer):
-    """Keras layer: volumes and imaging parameters -> noise-free images.
+def replica_slice(x, global_batch):
+    """This replica's rows ``[r * b, (r + 1) * b)`` of a global-batch tensor ``x`` (all of it
+    outside a ``tf.distribute`` replica context or with one replica).
+
+    Every random draw of the training is made for the global batch and sliced per replica, so the
+    result does not depend on how the batch is split across devices."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return x
+    b = global_batch // replicas
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * b
+    return x[start:start + b]
+
+
+class ImageFormation(keras.layers.Layer):
+    """Simulated particle images of a generator (:meth:`simulate`), with the learned
+    image-formation scalars:
+
+    ``y = signal_scale * CTF * shift(P_A(v(z))) + noise_scale * n``
+
+    with ``A`` uniform on SO(3), the shift Gaussian with a learned spread, the CTF rows given (drawn
+    from the real data set), ``z ~ N(0, I)`` and ``n`` unit-variance noise of the noise model.
+
+    The scalars are stored as ``log(value) / SCALAR_SPEED``: Adam moves a parameter by about its
+    learning rate per step, so these few numbers adapt ``SCALAR_SPEED`` times faster than the
+    voxels (a volume that waits for a mis-scaled noise level distorts itself to compensate).
 
     Args:
-      box: image and volume size ``N`` (pixels).
-      pixel_size: Angstrom per pixel.
-      pad: Fourier padding factor (2 as RELION).
-      gridding: apply RELION's gridding correction before the transform.
-
-    Call with ``(volumes, rotations, origins_a, ctf_params, volume_index=None)``: ``volumes``
-    ``[V, N, N, N]``; the others as :func:`project`. Returns ``[B, N, N]`` float32.
+      box: image size ``N`` (pixels); pixel_size: A per pixel.
+      noise_model: a :class:`tfcryogan.physics.noise.NoiseModel`.
+      shift_std_px: starting standard deviation of the shifts (pixels, per axis).
+      learn_shift: whether that spread is learned.
     """
 
-    def __init__(self, box, pixel_size, pad=2, gridding=True, **kwargs):
+    SCALAR_SPEED = 10.0
+
+    def __init__(self, box, pixel_size, noise_model, shift_std_px, learn_shift, **kwargs):
         super().__init__(**kwargs)
         self.box = int(box)
         self.pixel_size = float(pixel_size)
-        self.pad = int(pad)
-        self.gridding = bool(gridding)
+        self.noise_model = noise_model
 
-    def call(self, volumes, rotations, origins_a, ctf_params, volume_index=None):
-        spectrum = projector.volume_spectrum(volumes, self.pad, self.gridding)
-        return project(spectrum, rotations, origins_a, ctf_params, self.box, self.pixel_size,
-                       volume_index)
+        def scalar(name, value, trainable=True):
+            return self.add_weight(
+                shape=(), name=name, trainable=trainable,
+                initializer=keras.initializers.Constant(math.log(value) / self.SCALAR_SPEED))
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(box=self.box, pixel_size=self.pixel_size, pad=self.pad,
-                      gridding=self.gridding)
-        return config
+        self.signal_scale_raw = scalar("log_signal_scale", 1.0 / float(self.box))
+        self.noise_scale_raw = scalar("log_noise_scale", 1.0)
+        self.shift_std_raw = scalar("log_shift_std", max(float(shift_std_px), 1e-2),
+                                    trainable=bool(learn_shift))
+
+    def scales(self):
+        """The learned scalars: ``signal_scale``, ``noise_scale`` (per-image normalised units)
+        and ``shift_std_px`` (pixels)."""
+        k = self.SCALAR_SPEED
+        return {"signal_scale": tf.exp(k * self.signal_scale_raw),
+                "noise_scale": tf.exp(k * self.noise_scale_raw),
+                "shift_std_px": tf.exp(k * self.shift_std_raw)}
+
+    def set_scales(self, signal_scale=None, noise_scale=None):
+        """Set the signal and/or noise scale (e.g. calibrated from the data before training)."""
+        k = self.SCALAR_SPEED
+        if signal_scale is not None:
+            self.signal_scale_raw.assign(math.log(signal_scale) / k)
+        if noise_scale is not None:
+            self.noise_scale_raw.assign(math.log(noise_scale) / k)
+
+    def simulate(self, generator, ctf, seed, global_batch, patches=None, spectrum=None):
+        """Simulated images for this replica.
+
+        Args:
+          generator: a :class:`~tfcryogan.models.generator.ConformationGenerator`.
+          ctf: ``[b, 9]`` CTF rows of this replica's images.
+          seed: ``[2]`` int64 stateless seed of this draw (the same on every replica).
+          global_batch: images over all replicas (``b`` times the number of replicas).
+          patches: ``[b, N, N]`` real noise images (for a noise model that needs them).
+          spectrum: ``projector.volume_spectrum(generator.basis_volumes())`` when already computed.
+        Returns:
+          ``[b, N, N]`` float32 images (not yet normalised).
+        """
+        g = global_batch
+        seeds = tf.random.experimental.stateless_split(seed, 5)
+        z = replica_slice(tf.random.stateless_normal([g, generator.latent_dim], seeds[0]), g)
+        if spectrum is None:
+            spectrum = projector.volume_spectrum(generator.basis_volumes())
+        rot = replica_slice(rotations.random_rotations(g, seeds[1]), g)
+        unit_shift = replica_slice(tf.random.stateless_normal([g, 2], seeds[2]), g)
+        scales = self.scales()
+        origins = unit_shift * (scales["shift_std_px"] * self.pixel_size)
+        clean = project(spectrum, rot, origins, ctf, self.box, self.pixel_size,
+                        coefficients=generator.coefficients(z))
+        if self.noise_model.needs_patches:
+            noise = self.noise_model.sample(tf.shape(clean), seeds[3], patches)
+        else:
+            noise = replica_slice(self.noise_model.sample([g, self.box, self.box], seeds[3]), g)
+        return scales["signal_scale"] * clean + scales["noise_scale"] * noise

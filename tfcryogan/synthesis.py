@@ -9,7 +9,6 @@ written after the stack is complete; both appear atomically.
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 from typing import Optional
 
@@ -18,12 +17,10 @@ import tensorflow as tf
 
 from tfcryogan import io
 from tfcryogan.errors import InputError
-from tfcryogan.io.image_source import ImageSource
-from tfcryogan.physics import fourier, noise, projector, rotations
+from tfcryogan.physics import noise, projector, rotations
 from tfcryogan import simulator
 from tfcryogan.progress import Progress
 
-NOISE_KINDS = ("none", "white", "colored", "patches")
 
 
 @dataclasses.dataclass
@@ -173,60 +170,35 @@ def particles_from_star(table, n_volumes, ctf_enabled=True):
                      volume_index=index)
 
 
-def _noise_images(spec, pixel_size):
-    """Read and resample the noise source's images to ``pixel_size`` A/px (full box kept)."""
-    source = spec.source
-    if not source:
-        raise InputError(f"--noise={spec.kind} needs --noise_from=STACK_OR_STAR")
-    table = io.read_image_set(source)
-    source_px = float(table.pixel_size[0])
-    return ImageSource(table), source_px
-
-
 def noise_model(spec, box, pixel_size, seed):
-    """Prepare ``spec`` for a ``box``/``pixel_size`` simulation.
+    """The noise of ``spec`` for a ``box``/``pixel_size`` simulation.
 
-    Returns a dict: ``kind``; for ``colored`` the ``psd`` ``[radial_bins(box)]`` on the output grid;
-    for ``patches`` a function ``draw(k, rng) -> [k, box, box]`` float32 of resampled real noise.
+    Returns ``(model, noise_images)``: the :class:`~tfcryogan.physics.noise.NoiseModel` and, for
+    ``patches``, the noise images (:class:`~tfcryogan.data.ParticleData` on the output grid) to
+    draw from; ``colored`` takes its spectrum from the images of ``spec.source``.
     """
-    if spec.kind not in NOISE_KINDS:
-        raise InputError(f"--noise={spec.kind}: must be one of {', '.join(NOISE_KINDS)}")
-    model = {"kind": spec.kind}
+    from tfcryogan import data as data_lib  # pylint: disable=import-outside-toplevel
+    if spec.kind not in noise.NOISE_KINDS:
+        raise InputError(f"--noise={spec.kind}: must be one of {', '.join(noise.NOISE_KINDS)}")
     if spec.kind in ("none", "white"):
-        return model
-    source, source_px = _noise_images(spec, pixel_size)
-    rng = np.random.default_rng(seed + 7)
+        return noise.make_noise_model(spec.kind), None
+    if not spec.source:
+        raise InputError(f"--noise={spec.kind} needs --noise_from=STACK_OR_STAR")
+    images = data_lib.load_noise_images(spec.source, box, pixel_size)
     if spec.kind == "colored":
-        count = min(len(source), spec.max_source_images)
-        chosen = np.sort(rng.choice(len(source), count, replace=False))
-        images = source.read(chosen)
-        psd = noise.estimate_radial_psd(images)
-        model["psd"] = noise.resample_radial_psd(psd, source.box, source_px, box, pixel_size)
-        return model
-    needed = box * pixel_size / source_px
-    if needed > source.box + 1e-6:
-        raise InputError(f"{spec.source}: noise images cover {source.box * source_px:.1f} A but "
-                         f"the simulated box needs {box * pixel_size:.1f} A")
-
-    def draw(k, rng):
-        picked = rng.integers(0, len(source), k)
-        images = source.read(picked)
-        return fourier.resample_images(images, source_px, pixel_size, box).numpy()
-
-    model["draw"] = draw
-    return model
+        psd = data_lib.estimate_noise_psd(images, spec.max_source_images, seed + 7)
+        return noise.ColoredNoise(psd), None
+    return noise.PatchNoise(), images
 
 
 def _batch_function(spectrum, box, pixel_size, with_ctf, model):
     """One compiled function: a fixed-size batch of parameters -> images with noise.
 
     ``(angles [B, 3], origins [B, 2], ctf [B, 9], volume_index [B], sigma, seed [2], patches)``:
-    clean images come from one XLA program; the noise (white, coloured, or the given real patches,
-    scaled to ``sigma``) is drawn by TensorFlow's own multi-threaded kernels, which generate
-    Gaussian numbers several times faster than XLA on CPU. ``sigma = 0`` gives clean images.
+    clean images come from one XLA program; the noise (``model``'s unit-variance draw scaled to
+    ``sigma``) is drawn by TensorFlow's own multi-threaded kernels, which generate Gaussian numbers
+    several times faster than XLA on CPU. ``sigma = 0`` gives clean images.
     """
-    kind = model["kind"]
-    psd = model.get("psd")
 
     @tf.function(jit_compile=True, autograph=False)
     def clean_images(angles, origins, ctf, volume_index):
@@ -237,13 +209,9 @@ def _batch_function(spectrum, box, pixel_size, with_ctf, model):
     @tf.function(autograph=False)
     def images(angles, origins, ctf, volume_index, sigma, seed, patches):
         clean = clean_images(angles, origins, ctf, volume_index)
-        if kind == "white":
-            return clean + noise.white_noise(tf.shape(clean), sigma, seed)
-        if kind == "colored":
-            return clean + noise.colored_noise(clean.shape, psd, seed, sigma)
-        if kind == "patches":
-            return clean + noise.normalize_patches(patches, sigma)
-        return clean
+        if model.kind == "none":
+            return clean
+        return clean + sigma * model.sample(clean.shape, seed, patches)
 
     return images
 
@@ -276,20 +244,20 @@ def simulate(volumes, pixel_size, particles, noise_spec, output_star, seed=0, ba
     batch_size = int(min(batch_size, max(n, 1)))
     stem = os.path.splitext(os.path.abspath(output_star))[0]
     stack_path = stem + ".mrcs"
-    model = noise_model(noise_spec, box, pixel_size, seed)
+    model, noise_images = noise_model(noise_spec, box, pixel_size, seed)
     spectrum = projector.volume_spectrum(volumes)
     with_ctf = particles.ctf is not None
     ctf = particles.ctf if with_ctf else np.zeros((n, 9), np.float32)
     make = _batch_function(spectrum, box, pixel_size, with_ctf, model)
     rng = np.random.default_rng(seed + 11)
-    no_patches = np.zeros((batch_size, box, box), np.float32) if model["kind"] != "patches" else None
+    no_patches = np.zeros((batch_size, box, box), np.float32)
 
     def batch(start, sigma):
         k = min(batch_size, n - start)
         patches = no_patches
-        if patches is None:
+        if model.needs_patches:
             patches = np.zeros((batch_size, box, box), np.float32)
-            patches[:k] = model["draw"](k, rng)
+            patches[:k] = noise_images.read_on_grid(rng.integers(0, len(noise_images), k))
         images = make(_padded(particles.angles, start, batch_size).astype(np.float32),
                       _padded(particles.origins, start, batch_size).astype(np.float32),
                       _padded(ctf, start, batch_size).astype(np.float32),
@@ -299,9 +267,9 @@ def simulate(volumes, pixel_size, particles, noise_spec, output_star, seed=0, ba
         return images.numpy()[:k]
 
     sigma = 0.0
-    if model["kind"] != "none":
-        # The signal variance over the box (DESIGN section 2), measured on the data set itself:
-        # clean images of its first particles (at least 256 of them when there are that many).
+    if model.kind != "none":
+        # The signal variance over the box (the SNR's definition), measured on the data set
+        # itself: clean images of its first particles (at least 256 of them when there are).
         count = min(n, max(batch_size, 256))
         clean = np.concatenate([batch(s, 0.0) for s in range(0, count, batch_size)])
         sigma = float(noise.sigma_for_snr(float(noise.signal_variance(clean)),
@@ -345,8 +313,4 @@ def _write_metadata(output_star, stack_path, particles, pixel_size, box):
 def write_record(output_star, record):
     """Write ``<stem>.json`` beside the STAR (atomically): what was simulated and how."""
     path = os.path.splitext(os.path.abspath(output_star))[0] + ".json"
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
-    return path
+    return io.write_json(path, record)

@@ -8,7 +8,7 @@ from tfcryogan import io
 from tfcryogan.evaluation import align as al
 from tfcryogan.evaluation import fsc
 from tfcryogan.phantoms import phantom
-from tfcryogan.physics import rotations
+from tfcryogan.physics import fourier, rotations
 
 
 def blobs(box, centres, sigma=2.0):
@@ -112,24 +112,6 @@ def test_mirror_is_the_z_reflection_about_the_centre(box):
         np.testing.assert_array_equal(mirrored, vol[::-1])
 
 
-def test_fourier_resample_keeps_positions_and_values():
-    vol = blobs(32, CENTRES, sigma=2.5)
-    small = al.fourier_resample(vol, 16).numpy()
-    np.testing.assert_allclose(small, blobs(16, CENTRES / 2, sigma=1.25), atol=0.02)
-    back = al.fourier_resample(small, 32).numpy()
-    np.testing.assert_allclose(back, vol, atol=0.03)
-    np.testing.assert_allclose(al.fourier_resample(np.ones((20,) * 3, np.float32), 13).numpy(),
-                               1.0, atol=1e-5)
-
-
-def test_resample_to_grid_keeps_angstrom_positions():
-    # Blobs at CENTRES * 3 A on a 3 A grid land at the same A positions on a 2 A grid.
-    vol = blobs(24, CENTRES, sigma=2.0)
-    out, px = al.resample_to_grid(vol, 3.0, 2.0, 40)
-    assert out.shape == (40, 40, 40) and abs(px - 2.0) < 1e-6
-    np.testing.assert_allclose(out, blobs(40, CENTRES * 1.5, sigma=3.0), atol=0.02)
-
-
 def test_rotation_grid_is_near_uniform():
     grid = al.rotation_grid(4000).numpy()
     np.testing.assert_allclose(np.einsum("nij,nkj->nik", grid, grid),
@@ -154,9 +136,11 @@ def test_axis_angle_to_matrix():
 
 def _truth_and_moved(big, n, matrix, shift, lowpass=None):
     """Reference at box n and the moved map made at 2x (little interpolation error)."""
-    truth = al.fourier_resample(big, n).numpy()
-    moved = al.fourier_resample(al.rotate_volume(big, matrix, 2 * shift), n,
-                                lowpass=lowpass).numpy()
+    truth = fourier.fourier_crop(big, n, 3).numpy()
+    moved = al.rotate_volume(big, matrix, 2 * shift)
+    if lowpass is not None:  # cycles per box of the 2x map
+        moved = fourier.gaussian_lowpass(moved, lowpass, 3)
+    moved = fourier.fourier_crop(moved, n, 3).numpy()
     return truth, moved
 
 
@@ -190,7 +174,7 @@ def test_align_recovers_mirror_rotation_and_shift_of_noisy_phantom():
 def test_align_recovers_a_real_map(data_file):
     volume, _ = io.read_volume(data_file("maps/emd_5625.map"))  # 56^3, 4.23 A
     n = 32
-    big = al.fourier_resample(volume, 2 * n).numpy()
+    big = fourier.fourier_crop(volume, 2 * n, 3).numpy()
     rotation = rotations.random_rotations(1, [11, 2]).numpy()[0]
     shift = np.array([-1.5, 2.0, 1.0], np.float32)
     truth, vol = _truth_and_moved(big, n, rotation, shift, lowpass=n / 6)
@@ -201,8 +185,8 @@ def test_align_recovers_a_real_map(data_file):
 
 def test_unrelated_map_correlates_much_less():
     n = 32
-    truth = al.fourier_resample(phantom(2 * n), n).numpy()
+    truth = fourier.fourier_crop(phantom(2 * n), n, 3).numpy()
     noise = np.random.default_rng(3).normal(size=(n,) * 3).astype(np.float32)
-    blobby = al.fourier_resample(noise, n, lowpass=3.0).numpy()  # smooth random density
+    blobby = fourier.gaussian_lowpass(noise, 3.0, 3).numpy()  # smooth random density
     result = al.align(blobby, truth, n_rotations=1000)
     assert result.correlation < 0.5

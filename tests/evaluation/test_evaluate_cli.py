@@ -14,7 +14,10 @@ import pytest
 from tfcryogan import io
 from tfcryogan.evaluation import align as al
 from tfcryogan.phantoms import phantom
-from tfcryogan.physics import rotations
+from tfcryogan.physics import fourier, rotations
+
+# End-to-end runs of bin/ commands in subprocesses: deselect with -m "not slow".
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,15 +30,16 @@ def evaluate(*args):
 
 def moved(seed, n, matrix, shift, lowpass=None):
     """Phantom ``seed`` rotated/shifted at 2x, then brought to box ``n``."""
-    big = phantom(2 * n, seed=seed)
-    return al.fourier_resample(al.rotate_volume(big, matrix, 2 * np.asarray(shift)), n,
-                               lowpass=lowpass).numpy()
+    big = al.rotate_volume(phantom(2 * n, seed=seed), matrix, 2 * np.asarray(shift))
+    if lowpass is not None:  # cycles per box of the 2x map
+        big = fourier.gaussian_lowpass(big, lowpass, 3)
+    return fourier.fourier_crop(big, n, 3).numpy()
 
 
 @pytest.fixture
 def maps(tmp_path):
     n = 20
-    truth = al.fourier_resample(phantom(2 * n), n).numpy()
+    truth = fourier.fourier_crop(phantom(2 * n), n, 3).numpy()
     rotation = rotations.euler_to_matrix(70.0, 40.0, -20.0).numpy()
     vol = moved(0, n, rotation @ al.MIRROR, [1.0, -2.0, 1.5], lowpass=n / 5)
     io.write_volume(tmp_path / "truth.mrc", truth, 4.0)
@@ -73,11 +77,11 @@ def test_single_map_outputs_and_printed_resolutions(maps):
 
 def test_other_voxel_size_is_resampled_without_alignment(maps, tmp_path):
     truth, _ = io.read_volume(maps / "truth.mrc")
-    finer, _ = al.resample_to_grid(truth, 4.0, 3.0, 32)
+    finer = fourier.resample_volume(truth, 4.0, 3.0, 32).numpy()
     io.write_volume(tmp_path / "fine.mrc", finer, 3.0)
     out = tmp_path / "e2"
     done = evaluate(f"--map={tmp_path / 'fine.mrc'}", f"--reference={maps / 'truth.mrc'}",
-                    f"--output_dir={out}", "--no_align", "--mask_radius_A=40")
+                    f"--output_dir={out}", "--noalign", "--mask_radius_A=40")
     assert done.returncode == 0, done.stderr
     assert "resampled from 32^3 voxels of 3 A" in done.stdout
     record = json.loads((out / "evaluation.json").read_text())
@@ -90,12 +94,12 @@ def test_precision_recall_mode(tmp_path):
     n = 20
     refs, gen = tmp_path / "refs", tmp_path / "gen"
     for s in range(2):
-        io.write_volume(refs / f"conf{s}.mrc", al.fourier_resample(phantom(2 * n, seed=s), n),
-                        5.0)
+        io.write_volume(refs / f"conf{s}.mrc",
+                        fourier.fourier_crop(phantom(2 * n, seed=s), n, 3).numpy(), 5.0)
     rotation = rotations.euler_to_matrix(10.0, 80.0, 30.0).numpy()
     io.write_volume(gen / "a.mrc", moved(1, n, rotation, [1.0, 0.0, -1.0], lowpass=n / 5), 5.0)
     noise = np.random.default_rng(0).normal(size=(n,) * 3).astype(np.float32)
-    io.write_volume(gen / "b.mrc", al.fourier_resample(noise, n, lowpass=2.0), 5.0)
+    io.write_volume(gen / "b.mrc", fourier.gaussian_lowpass(noise, 2.0, 3).numpy(), 5.0)
     out = tmp_path / "pr"
     done = evaluate(f"--map={gen}", f"--references={refs}", f"--output_dir={out}",
                     "--threshold_A=15", "--n_rotations=800")
@@ -103,7 +107,7 @@ def test_precision_recall_mode(tmp_path):
     record = json.loads((out / "evaluation.json").read_text())
     matrix = np.array(record["resolution_matrix_A"])  # maps a, b x references conf0, conf1
     assert matrix.shape == (2, 2) and matrix[0, 1] < 15.0 and matrix[1].min() > 15.0
-    assert [r["best_map_name"] for r in record["per_reference"]] == ["a", "a"]
+    assert [r["best_map"] for r in record["per_reference"]] == ["a", "a"]
     assert record["per_reference"][1]["matched"] and not record["per_map"][1]["matched"]
     assert record["precision"] == 0.5
     assert "precision 0.500" in done.stdout
@@ -112,11 +116,19 @@ def test_precision_recall_mode(tmp_path):
         assert (out / name).is_file()
 
 
-@pytest.mark.parametrize("case", ["missing", "boxes"])
+@pytest.mark.parametrize("case", ["missing", "boxes", "nonfinite"])
 def test_bad_input_is_one_line_error(maps, case):
     if case == "missing":
         args = [f"--map={maps / 'nothing.mrc'}", f"--reference={maps / 'truth.mrc'}"]
         expected = "nothing.mrc: file not found"
+    elif case == "nonfinite":
+        volume, _ = io.read_volume(maps / "map.mrc")
+        volume[4, 5, 6] = np.nan
+        with mrcfile.new(maps / "nan.mrc") as m:
+            m.set_data(volume)
+            m.voxel_size = 4.0
+        args = [f"--map={maps / 'nan.mrc'}", f"--reference={maps / 'truth.mrc'}"]
+        expected = "nan.mrc"
     else:
         io.write_volume(maps / "small.mrc", phantom(16), 4.0)
         args = [f"--map={maps / 'small.mrc'}", f"--reference={maps / 'truth.mrc'}"]

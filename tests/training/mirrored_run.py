@@ -16,13 +16,13 @@ def main(star, out, replicas, strategy="auto", latent_dim="0"):
 
     from tfcryogan import data as data_lib  # noqa: E402
     from tfcryogan.training import loop  # noqa: E402
+    from tfcryogan.training.config import TrainConfig  # noqa: E402
     data = data_lib.load_particles(star)
-    config = loop.TrainConfig(output_dir=out, max_steps=1, batch_size=8, n_critic=2,
-                              cpu_replicas=int(replicas), strategy=strategy, checkpoint_every=100,
-                              summary_every=100, lowpass_fraction=0.5, seed=5,
-                              latent_dim=int(latent_dim),
-                              critic_batch_statistics=4 if int(latent_dim) else -1,
-                              basis_decay=20.0 if int(latent_dim) else 0.0)
+    config = TrainConfig(particles=star, output_dir=out, max_steps=1, batch_size=8, n_critic=2,
+                         cpu_replicas=int(replicas), strategy=strategy, checkpoint_every=100,
+                         summary_every=100, lowpass_fraction=0.5, seed=5,
+                         latent_dim=int(latent_dim),
+                         critic_batch_statistics=4 if int(latent_dim) else -1)
     trainer = loop.Trainer(config, data, log=lambda line: None)
     record = trainer.run()
     if not trainer.is_chief:
@@ -30,7 +30,7 @@ def main(star, out, replicas, strategy="auto", latent_dim="0"):
     np.save(os.path.join(out, "volume_raw.npy"),
             np.concatenate([w.numpy().ravel() for w in trainer.generator.weights]))
     np.save(os.path.join(out, "critic.npy"),
-            np.concatenate([w.numpy().ravel() for w in trainer.model.critic.weights]))
+            np.concatenate([w.numpy().ravel() for w in trainer.critic.weights]))
     np.save(os.path.join(out, "metrics.npy"),
             np.array([record["figures"][k] for k in sorted(record["figures"])]))
     print(trainer.strategy_text)

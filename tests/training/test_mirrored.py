@@ -10,6 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+# End-to-end runs of bin/ commands in subprocesses: deselect with -m "not slow".
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -8,6 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+# End-to-end runs of bin/ commands in subprocesses: deselect with -m "not slow".
+pytestmark = pytest.mark.slow
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,7 +69,7 @@ def test_restarted_workers_resume_from_the_chiefs_checkpoint(tiny_dataset, tmp_p
     def launch(max_steps):
         outputs = run_two_workers(
             [train, f"--particles={star}", f"--output_dir={out}", "--strategy=multiworker",
-             "--batch_size=8", "--n_critic=2", "--summary_every=2", "--checkpoint_every=1",
+             "--batch_size=8", "--n_critic=2", "--checkpoint_every=1",
              f"--max_steps={max_steps}"])
         return [err for _, err in outputs]
 

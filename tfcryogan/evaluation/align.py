@@ -29,14 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from tfcryogan.physics import fourier
+
 __all__ = [
     "AlignResult",
     "MIRROR",
     "align",
     "axis_angle_to_matrix",
-    "fourier_resample",
     "mirror_volume",
-    "resample_to_grid",
     "rotate_volume",
     "rotation_angle",
     "rotation_grid",
@@ -169,95 +169,6 @@ def mirror_volume(volume):
         flipped = tf.concat([tf.zeros_like(flipped[..., :1, :, :]), flipped[..., :-1, :, :]],
                             axis=-3)
     return flipped
-
-
-def _centre_crop_or_pad(x, n_out):
-    """Crop or zero-pad the last three axes of ``x`` to ``n_out`` keeping index ``n // 2`` at
-    ``n_out // 2``."""
-    n = x.shape[-1]
-    if n == n_out:
-        return x
-    if n > n_out:
-        s = n // 2 - n_out // 2
-        return x[..., s:s + n_out, s:s + n_out, s:s + n_out]
-    before = n_out // 2 - n // 2
-    after = n_out - n - before
-    pad = [[0, 0]] * (x.shape.rank - 3) + [[before, after]] * 3
-    return tf.pad(x, pad)
-
-
-def _drop_nyquist(spectrum):
-    """Zero the first index planes (frequency ``-n / 2``) of an even, centred 3D spectrum."""
-    n = spectrum.shape[-1]
-    if n % 2:
-        return spectrum
-    keep = tf.concat([[0.0], tf.ones([n - 1])], axis=0)
-    cube = keep[:, None, None] * keep[None, :, None] * keep[None, None, :]
-    return spectrum * tf.cast(cube, tf.complex64)
-
-
-def fourier_resample(volume, n_out, lowpass=None):
-    """Resample a centred volume to another box by Fourier cropping (downsampling, an ideal low-pass
-    at the new Nyquist) or zero-padding (upsampling); the field of view is kept, so the voxel size
-    becomes ``pixel_size * N / n_out``. Values keep their scale (a smooth map keeps its values).
-    The unpaired Nyquist planes of even boxes (frequency ``-N / 2``) are dropped.
-
-    Args:
-      volume: ``[..., N, N, N]`` float32, centre ``N // 2``.
-      n_out: output box.
-      lowpass: optional Gaussian low-pass applied on the way, its standard deviation in cycles per
-        box (frequency units of the input); None for none.
-    Returns:
-      ``[..., n_out, n_out, n_out]`` float32 tensor, centre ``n_out // 2``.
-    """
-    volume = tf.convert_to_tensor(volume, tf.float32)
-    n = volume.shape[-1]
-    if n_out == n and lowpass is None:
-        return volume
-    axes = [-3, -2, -1]
-    x = tf.roll(volume, [-(n // 2)] * 3, axis=axes)
-    spectrum = tf.signal.fftshift(tf.signal.fft3d(tf.cast(x, tf.complex64)), axes=axes)
-    if lowpass is not None:
-        k = tf.range(n, dtype=tf.float32) - float(n // 2)
-        k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
-        spectrum = spectrum * tf.cast(tf.exp(-k2 / (2.0 * float(lowpass) ** 2)), tf.complex64)
-    # The Nyquist planes of even boxes have no partner frequency: drop them so that the result is
-    # an exactly symmetric low-pass (no sub-voxel shift of the content).
-    spectrum = _drop_nyquist(spectrum)
-    spectrum = _drop_nyquist(_centre_crop_or_pad(spectrum, n_out))
-    out = tf.math.real(tf.signal.ifft3d(tf.signal.ifftshift(spectrum, axes=axes)))
-    out = tf.roll(out, [n_out // 2] * 3, axis=axes)
-    return out * (float(n_out) / float(n)) ** 3
-
-
-def resample_to_grid(volume, pixel_size_in, pixel_size_out, box_out):
-    """Put a centred map on another grid: voxel size ``pixel_size_out`` (A) and box ``box_out``.
-
-    The map is zero-padded in real space to the smallest box ``M >= N`` (at most ``N + 64``) whose
-    field of view is an integer number of output voxels (within 0.01 voxel; otherwise the closest),
-    Fourier-cropped or padded to that number (:func:`fourier_resample`), then centre-cropped or
-    zero-padded to ``box_out``.
-
-    Args:
-      volume: ``[N, N, N]`` float32 ``[z, y, x]``, centre ``N // 2``.
-      pixel_size_in, pixel_size_out: A/voxel; box_out: output box.
-    Returns:
-      ``(volume [box_out]^3 float32 numpy, pixel_size_A)``: the exact output voxel size, which
-      differs from ``pixel_size_out`` by less than 0.01 voxel over the field of view.
-    """
-    v = tf.convert_to_tensor(volume, tf.float32)
-    n = v.shape[-1]
-    ratio = float(pixel_size_in) / float(pixel_size_out)
-    def misfit(m):
-        return abs(m * ratio - round(m * ratio))
-
-    good = [m for m in range(n, n + 65) if misfit(m) <= 0.01]
-    m_in = good[0] if good else min(range(n, n + 65), key=misfit)
-    m_out = max(int(round(m_in * ratio)), 2)
-    v = _centre_crop_or_pad(v, m_in)
-    v = fourier_resample(v, m_out)
-    v = _centre_crop_or_pad(v, box_out)
-    return v.numpy(), float(pixel_size_in) * m_in / m_out
 
 
 def soft_sphere_mask(box, radius, edge):
@@ -651,8 +562,10 @@ def align(volume, reference, *, allow_flip=True, n_rotations=4000, coarse_box=20
         s = size / n
         sigma = size / 4.0 if lowpass else None
         mask = soft_sphere_mask(size, mask_radius * s, edge * s)
-        return (fourier_resample(v, size, lowpass=sigma),
-                fourier_resample(ref, size, lowpass=sigma), mask)
+        if sigma is not None:
+            return (fourier.fourier_crop(fourier.gaussian_lowpass(v, sigma, 3), size, 3),
+                    fourier.fourier_crop(fourier.gaussian_lowpass(ref, sigma, 3), size, 3), mask)
+        return fourier.fourier_crop(v, size, 3), fourier.fourier_crop(ref, size, 3), mask
 
     n_top = min(n, int(max_refine_box))
     levels = _pyramid(n_top, coarse_box)
@@ -711,8 +624,9 @@ def align(volume, reference, *, allow_flip=True, n_rotations=4000, coarse_box=20
     if oversample is None:
         oversample = 2 if n <= 96 else 1
     if oversample > 1:
-        big = fourier_resample(v, oversample * n)
-        aligned = fourier_resample(rotate_volume(big, final_m, oversample * shift), n).numpy()
+        big = fourier.fourier_crop(v, oversample * n, 3)
+        aligned = fourier.fourier_crop(rotate_volume(big, final_m, oversample * shift), n,
+                                       3).numpy()
     else:
         aligned = rotate_volume(v, final_m, shift).numpy()
     return AlignResult(aligned_volume=aligned, matrix=proper, flipped=flipped, shift_voxels=shift,

@@ -10,11 +10,10 @@ data set is the ring-to-ring correlation at every relative angle (Kam 1980), a s
 particle and its conformations that the views' in-plane angles do not blur. A particle shift only
 damps it (the same in simulation and data when the shifts' spread is).
 
-``bench/critic_separation.py --statistic=moments`` compares candidate generators with it: on the
-adk coverage data it tells the true frames (chi^2 per entry 1.39) from a trained generator whose
-variation is mostly off the motion (1.74-1.84), which the critic does not. Used as an extra
-generator loss it did not improve the coverage (README, Benchmarks), so it is a measure, not a
-training term.
+It is a measure of a whole set, not a training term: with tens of thousands of images its
+per-entry sampling noise is as large as the difference between a good and a poor conformational
+model, so a gradient from it fits noise. ``bench/critic_separation.py --statistic=moments`` uses
+it to compare candidate generators.
 """
 
 import math

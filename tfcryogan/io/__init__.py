@@ -7,6 +7,7 @@ lengths in Angstrom, angles in degrees, voltage in kV, Cs in mm, origins in Angs
 ``tfcryogan.errors.InputError`` with one line naming the file and the problem.
 """
 
+from tfcryogan.io._files import write_json
 from tfcryogan.io.atomic import model_to_density
 from tfcryogan.io.cryosparc import read_cs
 from tfcryogan.io.ctf_table import read_ctf_table
@@ -34,6 +35,7 @@ __all__ = [
     "read_volume",
     "stack_shape",
     "stack_voxel_size",
+    "write_json",
     "write_stack",
     "write_star",
     "write_volume",

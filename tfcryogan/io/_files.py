@@ -1,7 +1,10 @@
 """Small file helpers shared by the readers and writers (private)."""
 
 import contextlib
+import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -52,3 +55,26 @@ def atomic_output(path, suffix=""):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _json_ready(obj):
+    """Replace non-finite floats (not valid JSON) by None, recursively; tuples become lists."""
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path, record):
+    """Write ``record`` as indented JSON, atomically (lists of numbers on one line each; NaN and
+    inf as null, which JSON readers accept). Values JSON cannot hold are written as text."""
+    text = json.dumps(_json_ready(record), indent=1, sort_keys=True, default=str)
+    text = re.sub(r"\[\s+([-+0-9.eE,\snul]*?)\s+\]",
+                  lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    with atomic_output(path, suffix=".json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return str(path)

@@ -84,6 +84,49 @@ class ImageSource:
             out[row] = np.frombuffer(data, dtype=dtype).reshape(ny, nx)
         return out
 
+    def find_nonfinite(self, progress=None, chunk_bytes=64 << 20):
+        """The particles whose image holds NaN or inf values.
+
+        Each stack the table refers to is read once, front to back, in chunks of about
+        ``chunk_bytes`` (integer data cannot hold either and is skipped), so the check costs one
+        sequential read of the data set and never holds more than a chunk in memory.
+
+        Args:
+          progress: optional callable ``progress(images_checked, images_total)``.
+        Returns:
+          sorted ``int64`` array of 0-based particle rows (empty when every image is finite).
+        """
+        paths = self.table.image_path
+        rows_of = {}
+        for row, path in enumerate(paths):
+            rows_of.setdefault(path, []).append(row)
+        total = sum(self._layout(p)[2][0] for p in rows_of)
+        done, bad_rows = 0, []
+        for path, rows in rows_of.items():
+            offset, dtype, (n, ny, nx) = self._layout(path)
+            if dtype.kind != "f":
+                done += n
+                continue
+            size = ny * nx * dtype.itemsize
+            per_chunk = max(1, chunk_bytes // size)
+            bad = np.zeros(n, bool)
+            for start in range(0, n, per_chunk):
+                k = min(per_chunk, n - start)
+                data = os.pread(self._fd(path), k * size, offset + start * size)
+                if len(data) != k * size:
+                    raise InputError(f"{path}: truncated (image {start + len(data) // size + 1} "
+                                     "is incomplete)")
+                images = np.frombuffer(data, dtype=dtype).reshape(k, ny * nx)
+                bad[start:start + k] = ~np.isfinite(images).all(axis=1)
+                done += k
+                if progress:
+                    progress(done, total)
+            rows = np.asarray(rows)
+            index = self.table.image_index[rows]
+            hit = (index < n) & bad[np.minimum(index, n - 1)]
+            bad_rows.extend(rows[hit].tolist())
+        return np.array(sorted(bad_rows), np.int64)
+
     def close(self):
         """Close the open stacks."""
         while self._open:

@@ -45,37 +45,21 @@ class GroupFeatureSpread(keras.layers.Layer):
         return {**super().get_config(), "group": self.group, "statistics": self.statistics}
 
 
-DEFAULT_GROUP = 8
+#: Channels of the critic's widest stages (they double per stage up to this).
+MAX_CHANNELS = 256
 
 
-def batch_statistics_group(setting, latent_dim, replica_batch):
-    """Images per group of the critic's minibatch statistics (0: none).
-
-    ``setting`` < 0 is the default: :data:`DEFAULT_GROUP` for Multi-CryoGAN (``latent_dim > 0``),
-    none for CryoGAN, whose one volume has no conformational spread to judge. A group never spans
-    two replicas (each scores its own slice of the batch), so it is at most ``replica_batch``.
-
-    Why Multi-CryoGAN uses them (``bench/multi.py --part=coverage``, adk, box 32, 15 min, seeds
-    0, 1, 2): with groups of 8 the share of the samples' variance along the motion rose from
-    0.09 / 0.08 / 0.17 to 0.24 / 0.21 / 0.21 and recall at 20 A from 0.80 / 0.70 / 0.60 to 1.00
-    on all three; twice the training time without them left seed 0's share at 0.07."""
-    group = (DEFAULT_GROUP if int(latent_dim) > 0 else 0) if int(setting) < 0 else int(setting)
-    return min(group, int(replica_batch))
-
-
-def build_critic(box, base_channels=16, max_channels=256, extra_convs=0, mixed_precision=False,
-                 batch_statistics_group=0, name="critic"):
+def build_critic(box, base_channels, batch_statistics_group, mixed_precision, name="critic"):
     """A convolutional critic for ``box x box`` images, width and depth scaled with the box.
 
     ``log2(box / 2)`` stages (at least 2), each a 4x4 stride-2 convolution and LeakyReLU(0.2)
-    (DCGAN-style), channels doubling from ``base_channels`` up to ``max_channels``, so the last
-    feature map is 2x2 whatever the box; ``extra_convs`` adds 3x3 stride-1 convolutions after each
-    of the deeper stages for capacity. No batch normalisation: it couples the images of a batch and
-    breaks the per-image gradient penalty. A dense layer gives the score. The cost per image is
-    dominated by the early, full-resolution stages, which are kept narrow (the step is CPU-bound).
+    (DCGAN-style), channels doubling from ``base_channels`` up to :data:`MAX_CHANNELS`, so the
+    last feature map is 2x2 whatever the box. No batch normalisation: it couples the images of a
+    batch and breaks the per-image gradient penalty. A dense layer gives the score.
 
     Args:
       box: image size ``N`` (pixels).
+      base_channels: channels of the first stage.
       mixed_precision: compute the convolutions in float16 (Keras ``mixed_float16`` policy: float32
         variables, float16 activations); the score stays float32. For GPUs with tensor cores.
       batch_statistics_group: if > 0, the score also sees the spread of learned features over
@@ -94,12 +78,7 @@ def build_critic(box, base_channels=16, max_channels=256, extra_convs=0, mixed_p
         x = keras.layers.Conv2D(channels, 4, strides=2, padding="same", name=f"down{i}",
                                 dtype=policy)(x)
         x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
-        if i >= 2:
-            for j in range(extra_convs):
-                x = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv{i}_{j}",
-                                        dtype=policy)(x)
-                x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
-        channels = min(2 * channels, max_channels)
+        channels = min(2 * channels, MAX_CHANNELS)
     x = keras.layers.Flatten(dtype=policy)(x)
     if batch_statistics_group > 0:
         x = GroupFeatureSpread(batch_statistics_group, name="batch_statistics")(x)

@@ -1,4 +1,6 @@
-"""Fourier-space helpers shared by the projector, the CTF, shifts and noise.
+"""Fourier-space helpers and the image and volume operations built on them, in one place: the
+projector, CTF, shifts, noise, the training input, the critic's input and the evaluation all use
+these (resample, crop/pad, normalise, Gaussian low-pass).
 
 Image origin: RELION's ``relion_project`` puts the projected volume centre (index ``N // 2`` of the
 map) at pixel ``(N + 1) // 2`` of its images: ``N / 2`` for even ``N`` and ``N // 2 + 1`` for odd ``N``
@@ -9,7 +11,12 @@ Layout: 2D image spectra use the ``rfft2d`` half-plane layout ``[..., N, N // 2 
 ``ky`` in FFT order (0, 1, ..., N/2 - 1, -N/2, ..., -1), columns are ``kx = 0 .. N // 2``; frequencies
 are integers in cycles per box. Volumes are centred at index ``N // 2`` on every axis, images at
 ``image_origin(N)``; arrays are indexed ``[y, x]`` / ``[z, y, x]``.
+
+Operations that work on images and on volumes take ``ndim`` (2: the last two axes are an image
+centred at :func:`image_origin`; 3: the last three are a volume centred at :func:`volume_origin`).
 """
+
+import math
 
 import tensorflow as tf
 
@@ -37,6 +44,18 @@ def image_origin(box):
     """Pixel index (same for x and y) of the centre of a ``box x box`` image: ``(box + 1) // 2``,
     as in RELION's projections (``box / 2`` for even boxes)."""
     return (box + 1) // 2
+
+
+def volume_origin(box):
+    """Voxel index (same on every axis) of the centre of a ``box^3`` volume: ``box // 2``."""
+    return box // 2
+
+
+def origin(box, ndim):
+    """The centre index of an image (``ndim == 2``) or a volume (``ndim == 3``) of size ``box``."""
+    if ndim not in (2, 3):
+        raise ValueError(f"ndim must be 2 (images) or 3 (volumes), not {ndim}")
+    return image_origin(box) if ndim == 2 else volume_origin(box)
 
 
 def image_rfft(images):
@@ -93,54 +112,6 @@ def rfft3d(volumes):
     return tf.transpose(planes, [0, 3, 1, 2])
 
 
-def resample_images(images, pixel_size_in, pixel_size_out, box_out):
-    """Resample centred images to another pixel size and box by Fourier cropping or padding.
-
-    The spectrum is cropped (downsampling, an ideal low-pass at the new Nyquist) or zero-padded
-    (upsampling) to ``round(N_in * pixel_size_in / pixel_size_out)`` pixels, which keeps the field
-    of view, then the image is cropped or zero-padded in real space to ``box_out`` around its centre.
-    Pixel values keep their scale (a constant image stays the same constant), as averaging would.
-
-    Args:
-      images: ``[B, N_in, N_in]`` float32, centred at ``image_origin(N_in)``.
-      pixel_size_in, pixel_size_out: Angstrom per pixel (Python floats).
-      box_out: output size in pixels.
-    Returns:
-      ``[B, box_out, box_out]`` float32 centred at ``image_origin(box_out)``.
-    """
-    images = tf.convert_to_tensor(images, tf.float32)
-    n_in = images.shape[-1]
-    n_mid = int(round(n_in * pixel_size_in / pixel_size_out))
-    n_mid = max(n_mid, 2)
-    if n_mid != n_in:
-        spectrum = image_rfft(images)
-        full_y_in = tf.signal.fftshift(spectrum, axes=[-2])
-        half = min(n_in, n_mid) // 2
-        cy_in = n_in // 2
-        cy_mid = n_mid // 2
-        block = full_y_in[:, cy_in - half:cy_in - half + 2 * half, :half + 1]
-        out = tf.pad(block, [[0, 0], [cy_mid - half, n_mid - (cy_mid - half) - 2 * half],
-                             [0, n_mid // 2 + 1 - (half + 1)]])
-        out = tf.signal.ifftshift(out, axes=[-2])
-        images = image_irfft(out, n_mid) * (float(n_mid * n_mid) / float(n_in * n_in))
-    return crop_or_pad(images, box_out)
-
-
-def crop_or_pad(images, box_out):
-    """Centre-crop or zero-pad ``[B, N, N]`` images to ``[B, box_out, box_out]`` keeping the pixel at
-    ``image_origin`` at ``image_origin`` of the output."""
-    n = images.shape[-1]
-    if n == box_out:
-        return images
-    c_in, c_out = image_origin(n), image_origin(box_out)
-    if n > box_out:
-        start = c_in - c_out
-        return images[:, start:start + box_out, start:start + box_out]
-    before = c_out - c_in
-    after = box_out - n - before
-    return tf.pad(images, [[0, 0], [before, after], [before, after]])
-
-
 def interpolate_1d(values, positions):
     """Linear interpolation of ``values`` ``[R]`` (samples at 0, 1, ..., R-1) at float
     ``positions`` ``[...]``, clamped at both ends."""
@@ -154,39 +125,159 @@ def interpolate_1d(values, positions):
     return tf.gather(values, i0) * (1.0 - w) + tf.gather(values, i1) * w
 
 
-def resample_volume(volume, voxel_size_in, voxel_size_out, box_out):
-    """Resample a centred volume to another voxel size and box (Fourier crop/pad, then real-space
-    centre crop/pad), the 3D analogue of :func:`resample_images`; values keep their scale.
+
+def squared_frequency(box, ndim, half=True):
+    """``k^2`` (cycles per box, squared) on the FFT grid of a ``box`` image or volume, float32:
+    the real-FFT layout ``[N, N // 2 + 1]`` / ``[N, N, N // 2 + 1]`` with ``half``, else the full
+    ``[N] * ndim`` grid in FFT order."""
+    k = fft_frequencies(box)
+    last = tf.cast(tf.range(box // 2 + 1), tf.float32) if half else k
+    if ndim == 2:
+        return k[:, None] ** 2 + last[None, :] ** 2
+    return k[:, None, None] ** 2 + k[None, :, None] ** 2 + last[None, None, :] ** 2
+
+
+def gaussian_lowpass(x, sigma, ndim=2):
+    """Gaussian low-pass ``exp(-k^2 / (2 sigma^2))`` of images or volumes (periodic, by FFT).
 
     Args:
-      volume: ``[N, N, N]`` float32 (``[z, y, x]``), centre ``N // 2``.
-      voxel_size_in, voxel_size_out: A/voxel; box_out: output size.
+      x: ``[..., N, N]`` (``ndim == 2``) or ``[..., N, N, N]`` (``ndim == 3``) float32.
+      sigma: standard deviation of the filter in cycles per box (scalar, may be a tensor);
+        ``sigma <= 0`` means no filter. A blur of ``s`` pixels is ``sigma = N / (2 pi s)``
+        (:func:`gaussian_blur`).
     Returns:
-      ``[box_out, box_out, box_out]`` float32, centre ``box_out // 2``.
+      float32, the shape of ``x``. The filter is real and symmetric, so the origin stays put.
     """
-    volume = tf.convert_to_tensor(volume, tf.float32)
-    n_in = volume.shape[-1]
-    n_mid = max(int(round(n_in * voxel_size_in / voxel_size_out)), 2)
-    if n_mid != n_in:
-        c_in = n_in // 2
-        spectrum = tf.signal.fftshift(rfft3d(tf.roll(volume[None], [-c_in] * 3, [1, 2, 3]))[0],
-                                      axes=[0, 1])
-        half = min(n_in, n_mid) // 2
-        cut = spectrum[n_in // 2 - half:n_in // 2 + half, n_in // 2 - half:n_in // 2 + half,
-                       :half + 1]
-        lo = n_mid // 2 - half
-        hi = n_mid - lo - 2 * half
-        out = tf.pad(cut, [[lo, hi], [lo, hi], [0, n_mid // 2 + 1 - (half + 1)]])
-        out = tf.signal.ifftshift(out, axes=[0, 1])
-        vol = tf.signal.irfft3d(out, fft_length=[n_mid] * 3)
-        volume = tf.roll(vol, [n_mid // 2] * 3, [0, 1, 2]) * (float(n_mid) ** 3 / float(n_in) ** 3)
-    n = volume.shape[-1]
-    if n == box_out:
-        return volume
-    c_in, c_out = n // 2, box_out // 2
-    if n > box_out:
+    x = tf.convert_to_tensor(x, tf.float32)
+    box = x.shape[-1]
+    k2 = squared_frequency(box, ndim)
+    sigma = tf.convert_to_tensor(sigma, tf.float32)
+    safe = tf.maximum(sigma, 1e-3)
+    filt = tf.where(sigma > 0, tf.exp(-k2 / (2.0 * safe * safe)), tf.ones_like(k2))
+    if ndim == 2:
+        return tf.signal.irfft2d(tf.signal.rfft2d(x) * tf.cast(filt, tf.complex64),
+                                 fft_length=[box, box])
+    return tf.signal.irfft3d(tf.signal.rfft3d(x) * tf.cast(filt, tf.complex64),
+                             fft_length=[box] * 3)
+
+
+def gaussian_blur(x, pixels, ndim=3):
+    """Convolution with a Gaussian of standard deviation ``pixels`` (pixels or voxels; 0: none):
+    :func:`gaussian_lowpass` at ``sigma = N / (2 pi pixels)`` cycles per box."""
+    if pixels <= 0:
+        return tf.convert_to_tensor(x, tf.float32)
+    return gaussian_lowpass(x, x.shape[-1] / (2.0 * math.pi * pixels), ndim)
+
+
+def normalize_images(images):
+    """Per-image normalisation: zero mean and unit standard deviation over the last two axes
+    (``[..., N, N]`` float32). What the critic sees of every image, real or simulated."""
+    mean, var = tf.nn.moments(images, axes=[-2, -1], keepdims=True)
+    return (images - mean) * tf.math.rsqrt(var + 1e-8)
+
+
+def _crop_or_pad(x, n_out, ndim, centre):
+    """Crop or zero-pad the last ``ndim`` axes of ``x`` to ``n_out`` keeping index ``centre(n)``
+    at ``centre(n_out)``."""
+    n = x.shape[-1]
+    if n == n_out:
+        return x
+    c_in, c_out = centre(n), centre(n_out)
+    lead = x.shape.rank - ndim
+    if n > n_out:
         s = c_in - c_out
-        return volume[s:s + box_out, s:s + box_out, s:s + box_out]
+        return x[(Ellipsis,) + (slice(s, s + n_out),) * ndim]
     before = c_out - c_in
-    after = box_out - n - before
-    return tf.pad(volume, [[before, after]] * 3)
+    return tf.pad(x, [[0, 0]] * lead + [[before, n_out - n - before]] * ndim)
+
+
+def crop_or_pad(x, box_out, ndim=2):
+    """Centre-crop or zero-pad images (``ndim == 2``, centre :func:`image_origin`) or volumes
+    (``ndim == 3``, centre :func:`volume_origin`) to ``box_out``, keeping the centre pixel at the
+    centre of the output. ``x``: ``[..., N, N]`` / ``[..., N, N, N]``."""
+    x = tf.convert_to_tensor(x)
+    return _crop_or_pad(x, box_out, ndim, lambda n: origin(n, ndim))
+
+
+def _drop_nyquist(spectrum, ndim):
+    """Zero the first index (frequency ``-N / 2``, which has no partner) of every axis of an even,
+    centred spectrum (``fftshift`` layout), so that what is kept is an exactly symmetric band."""
+    n = spectrum.shape[-1]
+    if n % 2:
+        return spectrum
+    keep = tf.concat([[0.0], tf.ones([n - 1])], axis=0)
+    cube = keep[:, None] * keep[None, :] if ndim == 2 else (
+        keep[:, None, None] * keep[None, :, None] * keep[None, None, :])
+    return spectrum * tf.cast(cube, tf.complex64)
+
+
+def fourier_crop(x, n_out, ndim=2):
+    """Resample centred images or volumes to ``n_out`` pixels over the same field of view, by
+    Fourier cropping (downsampling: an ideal low-pass at the new Nyquist) or zero-padding
+    (upsampling). The pixel size becomes ``pixel_size * N / n_out``; values keep their scale (a
+    smooth map keeps its values). The unpaired Nyquist frequency of even boxes is dropped, so the
+    band kept is symmetric and the content does not move by a fraction of a pixel.
+
+    Args:
+      x: ``[..., N, N]`` (``ndim == 2``) or ``[..., N, N, N]`` (``ndim == 3``) float32.
+      n_out: output size.
+    Returns:
+      ``[..., n_out, n_out(, n_out)]`` float32 centred at :func:`origin` ``(n_out, ndim)``.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    n = x.shape[-1]
+    if n_out == n:
+        return x
+    axes = list(range(-ndim, 0))
+    fft, ifft = (tf.signal.fft2d, tf.signal.ifft2d) if ndim == 2 else (tf.signal.fft3d,
+                                                                       tf.signal.ifft3d)
+    rolled = tf.roll(x, [-origin(n, ndim)] * ndim, axis=axes)
+    spectrum = tf.signal.fftshift(fft(tf.cast(rolled, tf.complex64)), axes=axes)
+    spectrum = _drop_nyquist(spectrum, ndim)
+    spectrum = _drop_nyquist(_crop_or_pad(spectrum, n_out, ndim, lambda m: m // 2), ndim)
+    out = tf.math.real(ifft(tf.signal.ifftshift(spectrum, axes=axes)))
+    out = tf.roll(out, [origin(n_out, ndim)] * ndim, axis=axes)
+    return out * (float(n_out) / float(n)) ** ndim
+
+
+def resample(x, pixel_size_in, pixel_size_out, box_out, ndim=2):
+    """Put centred images or volumes on another grid: pixel size ``pixel_size_out`` (A) and box
+    ``box_out``, keeping the centre.
+
+    ``x`` is zero-padded in real space to the smallest size ``M >= N`` (at most ``N + 64``) whose
+    field of view is a whole number of output pixels (within 0.01 pixel; otherwise the closest),
+    Fourier-cropped or padded to that number (:func:`fourier_crop`), then centre-cropped or
+    zero-padded to ``box_out`` (:func:`crop_or_pad`).
+
+    Args:
+      x: ``[..., N, N]`` (``ndim == 2``) or ``[..., N, N, N]`` (``ndim == 3``) float32.
+      pixel_size_in, pixel_size_out: A per pixel (Python floats).
+      box_out: output size.
+    Returns:
+      ``(resampled, pixel_size)``: ``[..., box_out, ...]`` float32 and the exact output pixel size
+      (A), which differs from ``pixel_size_out`` by less than 0.01 pixel over the field of view.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    n = x.shape[-1]
+    ratio = float(pixel_size_in) / float(pixel_size_out)
+
+    def misfit(m):
+        return abs(m * ratio - round(m * ratio))
+
+    good = [m for m in range(n, n + 65) if misfit(m) <= 0.01]
+    m_in = good[0] if good else min(range(n, n + 65), key=misfit)
+    m_out = max(int(round(m_in * ratio)), 2)
+    x = crop_or_pad(x, m_in, ndim)
+    x = fourier_crop(x, m_out, ndim)
+    return crop_or_pad(x, box_out, ndim), float(pixel_size_in) * m_in / m_out
+
+
+def resample_images(images, pixel_size_in, pixel_size_out, box_out):
+    """``[B, N, N]`` images on a ``box_out`` grid of ``pixel_size_out`` A (:func:`resample`)."""
+    return resample(images, pixel_size_in, pixel_size_out, box_out, ndim=2)[0]
+
+
+def resample_volume(volume, voxel_size_in, voxel_size_out, box_out):
+    """``[..., N, N, N]`` volumes on a ``box_out`` grid of ``voxel_size_out`` A (:func:`resample`)."""
+    return resample(volume, voxel_size_in, voxel_size_out, box_out, ndim=3)[0]
+

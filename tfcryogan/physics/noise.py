@@ -1,9 +1,12 @@
-"""Noise models: white Gaussian at a target SNR, coloured Gaussian from a radial power spectrum,
-and real noise patches.
+"""Noise models (none, white Gaussian, coloured Gaussian from a radial power spectrum, real noise
+patches) as objects shared by the simulation (``bin/simulate``) and the training, and the SNR.
 
-SNR definition (DESIGN section 2): ``SNR = var(clean CTF-modulated images over the whole box) /
-var(noise)``, ``SNR_dB = 10 log10(SNR)``; the signal variance is the mean over images of each
-image's variance over the box (no disc mask: CryoBench's definition, not ASPIRE's).
+Every model draws *unit-variance* noise images; the caller scales them (``bin/simulate`` by the
+sigma its ``--snr_db`` asks for, training by the learned noise level).
+
+SNR definition: ``SNR = var(clean CTF-modulated images over the whole box) / var(noise)``,
+``SNR_dB = 10 log10(SNR)``; the signal variance is the mean over images of each image's variance
+over the box (no disc mask: CryoBench's definition, not ASPIRE's).
 
 Radial power spectra are float32 ``[R]`` with ``R = radial_bins(box)``: the noise power per pixel at
 integer frequency radius ``r`` (cycles per box), normalised so that white noise of variance
@@ -30,13 +33,6 @@ def signal_variance(images):
 def sigma_for_snr(signal_var, snr_db):
     """Noise standard deviation giving ``snr_db`` (decibels) for a signal variance ``signal_var``."""
     return tf.sqrt(tf.convert_to_tensor(signal_var, tf.float32) / 10.0 ** (snr_db / 10.0))
-
-
-def white_noise(shape, sigma, seed):
-    """White Gaussian noise ``[B, N, N]`` float32 of standard deviation ``sigma``.
-
-    ``seed`` is a ``[2]`` int tensor (``tf.random.stateless_normal``)."""
-    return sigma * tf.random.stateless_normal(shape, seed=seed)
 
 
 def colored_noise(shape, radial_psd, seed, sigma=None):
@@ -107,25 +103,77 @@ def estimate_radial_psd(images, radius_fraction=0.4):
     return total / tf.maximum(hits, 1.0)
 
 
-def normalize_patches(patches, sigma):
-    """Real noise patches ``[B, N, N]`` made zero-mean and scaled to standard deviation ``sigma``
-    per patch (their spectrum and statistics otherwise kept)."""
-    patches = tf.convert_to_tensor(patches, tf.float32)
-    mean, var = tf.nn.moments(patches, axes=[-2, -1], keepdims=True)
-    return (patches - mean) * (sigma / tf.sqrt(var + 1e-12))
+NOISE_KINDS = ("none", "white", "colored", "patches")
 
 
-def resample_radial_psd(psd, box_in, pixel_size_in, box_out, pixel_size_out):
-    """A radial power spectrum measured on one grid, expressed on another.
+class NoiseModel:
+    """Unit-variance noise for ``[B, N, N]`` images.
 
-    Bin ``r`` of a ``box x box`` grid at ``pixel_size`` A/px is the spatial frequency
-    ``r / (box * pixel_size)`` 1/A; values are linearly interpolated in that frequency (and held
-    constant beyond the measured range). Only the spectrum's shape is meaningful across grids:
-    rescale it with ``colored_noise(..., sigma=...)``.
+    ``kind`` names the model (one of :data:`NOISE_KINDS`); ``needs_patches`` says whether
+    :meth:`sample` needs real noise images (``patches``) for each draw."""
 
-    Returns:
-      ``[radial_bins(box_out)]`` float32.
-    """
-    bins_out = tf.cast(tf.range(radial_bins(box_out)), tf.float32)
-    position_in = bins_out * (box_in * pixel_size_in) / (box_out * pixel_size_out)
-    return fourier.interpolate_1d(psd, position_in)
+    kind = None
+    needs_patches = False
+
+    def sample(self, shape, seed, patches=None):
+        """Noise images ``shape`` ``[B, N, N]`` float32 of unit variance per pixel (in
+        expectation), from the stateless ``seed`` (``[2]`` int) or, for real patches, from
+        ``patches`` ``[B, N, N]`` (the images themselves; ``seed`` is then unused)."""
+        raise NotImplementedError
+
+
+class NoNoise(NoiseModel):
+    """Noise-free images (simulation only: real particles are never noise-free)."""
+
+    kind = "none"
+
+    def sample(self, shape, seed, patches=None):
+        return tf.zeros(shape, tf.float32)
+
+
+class WhiteNoise(NoiseModel):
+    """White Gaussian noise."""
+
+    kind = "white"
+
+    def sample(self, shape, seed, patches=None):
+        return tf.random.stateless_normal(shape, seed=seed)
+
+
+class ColoredNoise(NoiseModel):
+    """Gaussian noise with a radially averaged power spectrum (the shape of ``radial_psd``,
+    ``[R]`` with ``R >= radial_bins(N)``, e.g. :func:`estimate_radial_psd` of real particles'
+    background), scaled to unit variance per pixel."""
+
+    kind = "colored"
+
+    def __init__(self, radial_psd):
+        self.radial_psd = tf.constant(radial_psd, tf.float32)
+
+    def sample(self, shape, seed, patches=None):
+        return colored_noise(shape, self.radial_psd, seed, sigma=1.0)
+
+
+class PatchNoise(NoiseModel):
+    """Real noise images (e.g. empty micrograph areas), each made zero-mean and unit-variance: the
+    spectrum and statistics of real noise, whatever its model."""
+
+    kind = "patches"
+    needs_patches = True
+
+    def sample(self, shape, seed, patches=None):
+        if patches is None:
+            raise ValueError("PatchNoise.sample needs the noise patches of the batch")
+        return fourier.normalize_images(tf.convert_to_tensor(patches, tf.float32))
+
+
+def make_noise_model(kind, radial_psd=None):
+    """The :class:`NoiseModel` called ``kind`` (``radial_psd`` for ``colored``)."""
+    if kind == "colored":
+        if radial_psd is None:
+            raise ValueError("colored noise needs a radial power spectrum")
+        return ColoredNoise(radial_psd)
+    models = {"none": NoNoise, "white": WhiteNoise, "patches": PatchNoise}
+    if kind not in models:
+        raise ValueError(f"noise kind must be one of {', '.join(NOISE_KINDS)}, not {kind!r}")
+    return models[kind]()

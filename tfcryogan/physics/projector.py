@@ -41,10 +41,7 @@ def volume_spectrum(volumes, pad=2, gridding=True):
         x = math.pi * tf.maximum(r, 1e-6)
         sinc = tf.where(r > 0, tf.sin(x) / x, 1.0)
         volumes = volumes / (sinc * sinc)
-    before = p // 2 - n // 2
-    after = p - n - before
-    padded = tf.pad(volumes, [[0, 0], [before, after], [before, after], [before, after]])
-    padded = tf.roll(padded, shift=[-(p // 2)] * 3, axis=[1, 2, 3])
+    padded = tf.roll(fourier.crop_or_pad(volumes, p, 3), shift=[-(p // 2)] * 3, axis=[1, 2, 3])
     spectrum = fourier.rfft3d(padded)
     return spectrum * tf.cast(_sphere_mask(p), tf.complex64)
 
@@ -157,16 +154,6 @@ def to_half_plane(values, box):
     padded = tf.concat([values, tf.zeros_like(values[:, :1])], axis=1)
     return tf.reshape(tf.gather(padded, tf.constant(position), axis=1),
                       [-1, box, box // 2 + 1])
-
-
-def slice_spectrum(spectrum, rotations, box, volume_index=None):
-    """Central slices as half-plane spectra: ``to_half_plane(slice_values(...))``.
-
-    Returns:
-      ``[B, N, N // 2 + 1]`` complex64 with the origin at index 0 (apply a shift to
-      ``fourier.image_origin`` before ``irfft2d``), zero beyond Nyquist.
-    """
-    return to_half_plane(slice_values(spectrum, rotations, box, volume_index), box)
 
 
 @functools.lru_cache(maxsize=None)

@@ -23,12 +23,6 @@ def parse_symmetry(text):
     return m.group(1).upper(), int(m.group(2))
 
 
-def group_order(text):
-    """Number of rotations in the group (``Cn``: n, ``Dn``: 2n)."""
-    kind, n = parse_symmetry(text)
-    return n if kind == "C" else 2 * n
-
-
 def _flip_about_centre(volume, axis):
     """Reflect one axis about index N // 2 (index i -> 2 (N // 2) - i; wraps the one plane that
     falls outside for even N, which the support mask keeps empty)."""

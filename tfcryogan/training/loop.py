@@ -1,19 +1,19 @@
-"""The training driver: strategy, models, checkpoints, summaries, progress and outputs.
+"""The training driver: inputs, strategy, models, checkpoints, summaries, progress and outputs.
 
-``train(config, data)`` builds everything under the strategy's scope, restores the last
-checkpoint of ``output_dir`` if there is one (``resumed from step K``), then runs the distributed
-``tf.function`` step until ``max_steps`` or the ``max_minutes`` budget, writing checkpoints and the
-current volume every ``checkpoint_every`` steps and at the end. Only the chief writes outputs
-(other workers of a multi-worker run write their checkpoints to a temporary folder, as TensorFlow's
-guide prescribes).
+:func:`train` is ``bin/train``'s job: it reads what a :class:`~tfcryogan.training.config.TrainConfig`
+names (particles, ground truth, noise images), builds a :class:`Trainer` and runs it.
+
+A :class:`Trainer` builds the models under the strategy's scope, restores the last checkpoint of
+its run folder if there is one (``resumed from step K``), then runs the distributed ``tf.function``
+step until ``max_steps`` or the ``max_minutes`` budget, writing checkpoints and the current map
+every ``checkpoint_every`` steps and at the end. Its public API (:meth:`Trainer.step`,
+:meth:`Trainer.set_progress`, :meth:`Trainer.batches`) lets tests and benches drive a run one step
+at a time.
 """
 
 import dataclasses
-import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from typing import Optional
 
@@ -22,102 +22,90 @@ import numpy as np
 import tensorflow as tf
 
 from tfcryogan import data as data_lib
-from tfcryogan import io, simulator
-from tfcryogan.physics import fourier, projector
+from tfcryogan import demo, io, simulator
 from tfcryogan.errors import InputError
-from tfcryogan.models.critic import batch_statistics_group, build_critic
-from tfcryogan.models.generator import (basis_count, generator_from_settings,
-                                        random_basis_volumes, random_initial_volume)
+from tfcryogan.models.critic import build_critic
+from tfcryogan.models.generator import (build_generator, random_basis_volumes,
+                                        random_initial_volume)
+from tfcryogan.physics import fourier, noise as noise_lib, projector
 from tfcryogan.progress import Progress, format_duration
-from tfcryogan.run_record import recorded_settings
+from tfcryogan.training import config as config_lib
 from tfcryogan.training import strategy as strategy_lib
-from tfcryogan.training.cryogan import CryoGAN, generator_batch_count
+from tfcryogan.training.cryogan import CryoGAN
+from tfcryogan.training.run_folder import RunFolder, restore_checkpoint
+
+
+def _stderr(line):
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Everything a training run needs besides the data (units: A, degrees; steps count
-    generator updates)."""
+class Inputs:
+    """What a run reads besides its settings: the particles (:class:`~tfcryogan.data.ParticleData`),
+    the ground truth on the training grid (or None) and the noise images (or None)."""
 
-    output_dir: str
-    max_steps: int = 20000
-    max_minutes: float = 0.0
-    batch_size: int = 32
-    n_critic: int = 4
-    gp_weight: float = 10.0
-    critic_lr: float = 3e-4
-    generator_lr: float = 3e-3
-    beta_1: float = 0.5
-    beta_2: float = 0.9
-    critic_channels: int = 16
-    critic_batch_statistics: int = -1
-    symmetry: str = "C1"
-    latent_dim: int = 0
-    n_basis: int = -1
-    hidden: int = 64
-    coefficient_map: str = "linear"
-    translation_free_basis: bool = False
-    positivity_weight: float = 10.0
-    basis_decay: float = 0.0
-    basis_warmup: float = 0.0
-    basis_start_scale: float = 0.2
-    generator_batches: int = -1
-    mixed_precision: bool = False
-    mask_radius: float = 0.45
-    initial_volume: str = "random"
-    noise: str = "white"
-    shift_std_A: float = -1.0
-    learn_shift: bool = True
-    lowpass_start: float = 4.0
-    lowpass_fraction: float = 0.8
-    ema_decay: float = 0.995
-    final_lr_fraction: float = 0.1
-    seed: int = 0
-    strategy: str = "auto"
-    cpu_replicas: int = 1
-    checkpoint_every: int = 500
-    summary_every: int = 50
-    flags: dict = dataclasses.field(default_factory=dict)
-
-    # Settings a resumed run must share with the checkpoint it resumes.
-    FIXED = ("batch_size", "n_critic", "critic_channels", "critic_batch_statistics", "symmetry",
-             "latent_dim", "n_basis", "hidden", "coefficient_map", "translation_free_basis",
-             "basis_decay", "noise", "seed", "box", "pixel_size")
+    data: data_lib.ParticleData
+    ground_truth: Optional[np.ndarray] = None
+    noise_images: Optional[data_lib.ParticleData] = None
 
 
-_GENERATOR_ONLY = ("coefficient_map", "translation_free_basis", "n_basis", "hidden",
-                   "basis_decay")
+def load_inputs(config, log=_stderr):
+    """Read the particles, ground truth and noise images ``config`` names (``particles='demo'``
+    makes the built-in data set in ``output_dir/demo_data`` first). Raises
+    :class:`~tfcryogan.errors.InputError` on bad input, before any training."""
+    particles, truth_path = config.particles, config.ground_truth
+    if particles == "demo":
+        particles, truth = demo.demo_particles(
+            os.path.join(os.path.abspath(config.output_dir), "demo_data"), log=log)
+        truth_path = truth_path or truth
+    data = data_lib.load_particles(particles, box=config.box,
+                                   invert_contrast=config.invert_contrast,
+                                   skip_nonfinite=config.skip_nonfinite, log=log)
+    noise_images = None
+    if config.noise_from:
+        noise_images = data_lib.load_noise_images(config.noise_from, data.box, data.pixel_size,
+                                                  log=log)
+    ground_truth = None
+    if truth_path:
+        truth, truth_px = io.read_volume(truth_path)
+        ground_truth = data_lib.on_training_grid(truth, truth_px, data, truth_path)
+    return Inputs(data, ground_truth, noise_images)
 
 
-def changed_settings(previous, now):
-    """Names in ``TrainConfig.FIXED`` whose value in a recorded run's ``previous`` settings differs
-    from ``now`` (both dicts as in ``run.json``). A setting missing from an older record takes
-    the value it had then; the generator's own settings do not matter for CryoGAN
-    (``latent_dim == 0``)."""
-    previous = recorded_settings(previous)
-    names = TrainConfig.FIXED
-    if previous.get("latent_dim", 0) == 0 and now.get("latent_dim", 0) == 0:
-        names = [k for k in names if k not in _GENERATOR_ONLY]
-    return [k for k in names if k in previous and previous[k] != now[k]]
-
-
-def _write_json(path, record):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+def train(config, log=_stderr):
+    """Run ``bin/train``'s job: validate ``config``, read the inputs, train (resuming a run
+    already in the folder, or replacing it with ``restart``). Returns ``(trainer, record)``:
+    ``record`` is what ``run.json`` holds."""
+    config.validate()
+    inputs = load_inputs(config, log)
+    trainer = Trainer(config, inputs.data, ground_truth=inputs.ground_truth,
+                      noise_images=inputs.noise_images, log=log)
+    return trainer, trainer.run()
 
 
 class Trainer:
-    """One training run (see the module docstring). ``log`` receives the lines for the user."""
+    """One training run (see the module docstring).
 
-    def __init__(self, config: TrainConfig, data: data_lib.ParticleData,
-                 ground_truth: Optional[np.ndarray] = None, patches=None, log=None):
-        self.config = config
+    Args:
+      config: :class:`~tfcryogan.training.config.TrainConfig`.
+      data: the particles (:class:`~tfcryogan.data.ParticleData`).
+      ground_truth: ``[N, N, N]`` map on the training grid, for the final FSC (or None).
+      noise_images: noise images (:class:`~tfcryogan.data.ParticleData`) for ``noise='patches'``
+        or as the source of the ``colored`` noise's spectrum (default: the particles'
+        background).
+      log: receives the lines for the user.
+      make_generator: ``make_generator(settings, name)`` builds the generator and its moving
+        average (default :func:`~tfcryogan.models.generator.build_generator`; a bench may pass a
+        subclass).
+    """
+
+    def __init__(self, config, data, ground_truth=None, noise_images=None, log=_stderr,
+                 make_generator=build_generator):
+        self.config = config.validate()
         self.data = data
         self.ground_truth = ground_truth
-        self.patches = patches
-        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.noise_images = noise_images
+        self.log = log
         self.strategy, self.strategy_text = strategy_lib.make_strategy(config.strategy,
                                                                        config.cpu_replicas)
         self.worker_index, self.num_workers, self.is_chief = strategy_lib.worker_info(
@@ -126,77 +114,57 @@ class Trainer:
         if config.batch_size % replicas:
             raise InputError(f"--batch_size={config.batch_size} must be divisible by the "
                              f"{replicas} replicas")
-        self.output_dir = os.path.abspath(config.output_dir)
-        os.makedirs(self.output_dir, exist_ok=True)
-        self.record_path = os.path.join(self.output_dir, "run.json")
-        self._check_resume_settings()
-        self._build()
+        self.run_folder = RunFolder(config.output_dir, self.is_chief, self.worker_index)
+        if config.restart and self.is_chief:
+            self.run_folder.clear()
+        self.settings = self._settings()
+        self.run_folder.check_resume(self.settings,
+                                     config_lib.fixed_settings() + ["critic_batch_group"])
+        self._build(make_generator)
+        self._step_fn = None
+        self._agree_fn = None
+        self._last_spread = None
 
     # ------------------------------------------------------------------ set-up
     def _settings(self):
-        values = dataclasses.asdict(self.config)
-        values.update(box=self.data.box, pixel_size=round(self.data.pixel_size, 6),
-                      n_basis=basis_count(self.config.latent_dim, self.config.n_basis,
-                                          self.config.coefficient_map),
-                      critic_batch_statistics=batch_statistics_group(
-                          self.config.critic_batch_statistics, self.config.latent_dim,
-                          self.config.batch_size // self.strategy.num_replicas_in_sync),
-                      generator_batches=generator_batch_count(self.config.generator_batches,
-                                                              self.config.latent_dim,
-                                                              self.config.n_critic),
-                      optics=[float(x) for x in self.data.ctf_rows()[0, 3:6]])
-        return values
+        """``run.json``'s ``settings``: the config, the training grid and the effective derived
+        values."""
+        c, data = self.config, self.data
+        replica_batch = c.batch_size // self.strategy.num_replicas_in_sync
+        return {**c.settings(), "box": data.box, "pixel_size": round(data.pixel_size, 6),
+                "critic_batch_group": c.batch_statistics_group(replica_batch),
+                "generator_batch_count": c.generator_batch_count(),
+                "optics": [float(x) for x in data.ctf_rows()[0, 3:6]]}
 
-    def _check_resume_settings(self):
-        if not os.path.exists(self.record_path):
-            return
-        try:
-            with open(self.record_path, encoding="utf-8") as f:
-                previous = recorded_settings(json.load(f).get("settings", {}))
-        except (OSError, ValueError):
-            return
-        now = self._settings()
-        changed = changed_settings(previous, now)
-        if changed:
-            k = changed[0]
-            raise InputError(f"{self.record_path}: this folder holds a run with {k}="
-                             f"{previous[k]} but now {k}={now[k]}; use another --output_dir "
-                             "or the same settings to resume")
-
-    def _build(self):
+    def _noise_model(self):
         c = self.config
-        data = self.data
-        noise_psd = None
         if c.noise == "colored":
-            noise_psd = data_lib.estimate_noise_psd(self.patches or data, seed=c.seed)
-        shift_std = c.shift_std_A if c.shift_std_A >= 0 else data.pixel_size
+            source = self.noise_images or self.data
+            return noise_lib.ColoredNoise(data_lib.estimate_noise_psd(source, seed=c.seed))
+        return noise_lib.make_noise_model(c.noise)
+
+    def _build(self, make_generator):
+        c, data, s = self.config, self.data, self.settings
+        noise_model = self._noise_model()
         keras.utils.set_random_seed(c.seed)  # weight initialisation: the same for every run
         with self.strategy.scope():
-            settings = self._settings()
-            self.generator = generator_from_settings(settings, "generator")
-            self.ema_generator = generator_from_settings(settings, "ema_generator")
-            critic = build_critic(data.box, base_channels=c.critic_channels,
-                                  batch_statistics_group=settings["critic_batch_statistics"],
-                                  mixed_precision=c.mixed_precision)
-            self.model = CryoGAN(
-                self.generator, critic, data.pixel_size, c.batch_size,
-                ema_generator=self.ema_generator, n_critic=c.n_critic, gp_weight=c.gp_weight,
-                noise_kind=c.noise, noise_psd=noise_psd,
-                shift_std_px=shift_std / data.pixel_size, learn_shift=c.learn_shift,
-                lowpass_start=c.lowpass_start, lowpass_fraction=c.lowpass_fraction,
-                ema_decay=c.ema_decay, positivity_weight=c.positivity_weight,
-                basis_decay=c.basis_decay, basis_warmup=c.basis_warmup,
-                generator_batches=c.generator_batches, seed=c.seed)
+            self.generator = make_generator(s, "generator")
+            self.ema_generator = make_generator(s, "ema_generator")
+            self.critic = build_critic(data.box, c.critic_channels, s["critic_batch_group"],
+                                       c.mixed_precision)
+            self.image_formation = simulator.ImageFormation(
+                data.box, data.pixel_size, noise_model,
+                shift_std_px=c.shift_std(data.pixel_size) / data.pixel_size,
+                learn_shift=c.learn_shift)
+            self.model = CryoGAN(self.generator, self.critic, self.image_formation, c,
+                                 ema_generator=self.ema_generator)
             z = tf.zeros([1, c.latent_dim])
             self.generator(z)
             self.ema_generator(z)
             self.generator.template.assign(self._initial_volume())
-            if self.generator.n_basis:
-                # Random variation directions (symmetry breaking), up to basis_start_scale of
-                # the starting template's maximum, which is 1 (or the template is zero).
-                self.generator.basis.assign(random_basis_volumes(
-                    self.generator.n_basis, data.box, c.mask_radius, c.seed,
-                    c.basis_start_scale))
+            if c.latent_dim:
+                self.generator.basis.assign(random_basis_volumes(c.latent_dim, data.box,
+                                                                 c.mask_radius, c.seed))
             for ema, w in zip(self.ema_generator.weights, self.generator.weights):
                 ema.assign(w)
             self.d_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,
@@ -208,42 +176,34 @@ class Trainer:
                 self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
             self.model.compile(self.d_optimizer, self.g_optimizer)
             self.checkpoint = tf.train.Checkpoint(
-                generator=self.generator, ema_generator=self.ema_generator, critic=critic,
-                scalars=[self.model.signal_scale_raw, self.model.noise_scale_raw,
-                         self.model.shift_std_raw],
-                step=self.model.step, d_optimizer=self.d_optimizer,
-                g_optimizer=self.g_optimizer)
-        ckpt_dir = os.path.join(self.output_dir, "checkpoints")
-        log_dir = os.path.join(self.output_dir, "logs")
-        self._scratch_dirs = []
-        if not self.is_chief:  # TensorFlow's multi-worker rule: others write to a temporary place
-            ckpt_dir = tempfile.mkdtemp(prefix=f"tfcryogan_worker{self.worker_index}_")
-            log_dir = tempfile.mkdtemp(prefix=f"tfcryogan_logs{self.worker_index}_")
-            self._scratch_dirs = [ckpt_dir, log_dir]
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
-        self.summary_writer = tf.summary.create_file_writer(log_dir)
+                generator=self.generator, ema_generator=self.ema_generator, critic=self.critic,
+                image_formation=self.image_formation, step=self.model.step,
+                d_optimizer=self.d_optimizer, g_optimizer=self.g_optimizer)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_folder.checkpoint_dir,
+                                                  max_to_keep=2)
+        self.summary_writer = tf.summary.create_file_writer(self.run_folder.log_dir)
 
     def _initial_volume(self):
         """The starting template: ``random`` (smooth random density), ``zero``, or a map file
-        (resampled to the training grid)."""
+        (resampled to the training grid, scaled to maximum 1)."""
         c, data = self.config, self.data
         if c.initial_volume == "zero":
             return tf.zeros([data.box] * 3)
         if c.initial_volume == "random":
             return random_initial_volume(data.box, c.mask_radius, c.seed)
         volume, voxel = io.read_volume(c.initial_volume)
-        volume = data_lib.match_reference(volume, voxel, data, c.initial_volume)
+        volume = data_lib.on_training_grid(volume, voxel, data, c.initial_volume)
         return tf.maximum(tf.constant(volume), 0.0) / max(float(volume.max()), 1e-12)
 
     def calibrate_scales(self):
-        """Set the initial signal scale so that the simulated images of the starting volume have
-        the real data's SNR (a fresh run only; a resumed run restores its own scales).
+        """Set the signal scale so that the simulated images of the starting volume have the real
+        data's SNR (a fresh run only; a resumed run restores its own scales).
 
         The real images are normalised per image, so their variance outside the support (noise
         only) is the noise's share of their total variance: SNR = (1 - share) / share. The noise
         scale stays 1 and the signal scale is ``sqrt(SNR / var(clean projections))``.
         Returns the estimated SNR in dB (or None when there is no signal to calibrate)."""
-        c, data, model = self.config, self.data, self.model
+        c, data = self.config, self.data
         plan = data_lib.BatchPlan(128, 1, c.seed + 99)
         real = next(iter(data_lib.make_dataset(data, plan)))["real"][:, 0]
         background = 1.0 - tf.cast(
@@ -261,50 +221,52 @@ class Trainer:
         clean_var = float(tf.reduce_mean(tf.math.reduce_variance(clean, axis=[1, 2])))
         if clean_var <= 0:
             return None
-        model.set_scales(signal_scale=float(np.sqrt(snr / clean_var)), noise_scale=1.0)
+        self.image_formation.set_scales(signal_scale=float(np.sqrt(snr / clean_var)),
+                                        noise_scale=1.0)
         return 10.0 * np.log10(snr)
 
     def restore(self):
-        """Restore the last checkpoint of the output folder; returns its step (0 if none)."""
-        latest = tf.train.latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
+        """Restore the last checkpoint of the run folder; returns its step (0 if none). Every
+        worker restores the chief's (the shared folder's) checkpoint, so that all resume at one
+        step."""
+        latest = tf.train.latest_checkpoint(self.run_folder.file("checkpoints"))
         if latest is None:
             return 0
-        self.checkpoint.restore(latest).expect_partial()
+        restore_checkpoint(self.checkpoint, latest, "use --restart or another --output_dir")
         step = int(self.model.step.numpy())
         self.log(f"resumed from step {step} ({latest})")
         return step
 
     # ------------------------------------------------------------------ the step
-    def _distributed_step(self):
-        model, strategy = self.model, self.strategy
+    def step(self, batch):
+        """One distributed training step (``n_critic`` critic updates, one generator update, the
+        moving average) on ``batch`` (an element of :meth:`batches`); returns the metrics summed
+        over replicas as a dict of scalar tensors."""
+        if self._step_fn is None:
+            model, strategy = self.model, self.strategy
 
-        @tf.function
-        def step_fn(batch):
-            before = model.basis_before_update()
-            per_replica = strategy.run(model.train_step, args=(batch,))
-            metrics = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                       for k, v in per_replica.items()}
-            model.gate_basis(before)
-            model.decay_basis()
-            model.update_ema()
-            model.step.assign_add(1)
-            return metrics
+            @tf.function
+            def step_fn(batch):
+                per_replica = strategy.run(model.train_step, args=(batch,))
+                metrics = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                           for k, v in per_replica.items()}
+                model.update_ema()
+                model.step.assign_add(1)
+                return metrics
 
-        return step_fn
+            self._step_fn = step_fn
+        return self._step_fn(batch)
 
-    def _set_schedules(self, progress):
+    def set_progress(self, progress):
         """Set what follows the run's progress (0 to 1): the cosine decay of both learning rates
-        from their initial values to ``final_lr_fraction`` of them, the critic's low-pass, and the
-        basis volumes' share of the generator's rate (a linear ramp over ``basis_warmup``)."""
+        from their starting values to ``final_lr_fraction`` of them, and the critic's low-pass."""
         c = self.config
-        progress = min(max(progress, 0.0), 1.0)
+        progress = min(max(float(progress), 0.0), 1.0)
         f = c.final_lr_fraction + (1.0 - c.final_lr_fraction) * 0.5 * (
             1.0 + np.cos(np.pi * progress))
         self.d_optimizer.learning_rate.assign(c.critic_lr * f)
         self.g_optimizer.learning_rate.assign(c.generator_lr * f)
-        self.model.lowpass_progress.assign(progress)
-        if c.basis_warmup > 0:
-            self.model.basis_rate.assign(min(progress / c.basis_warmup, 1.0))
+        self.model.progress.assign(progress)
 
     def _agree(self, progress, out_of_time):
         """The run's progress and stop decision, the same on every worker.
@@ -315,22 +277,24 @@ class Trainer:
         progress, and stop when any worker is out of time. Returns ``(progress, out_of_time)``."""
         if self.num_workers == 1:
             return float(progress), bool(out_of_time)
-        if not hasattr(self, "_agree_fn"):
+        if self._agree_fn is None:
             strategy = self.strategy
 
             @tf.function
             def agree_fn(values):
-                per_replica = strategy.run(lambda v: tf.identity(v), args=(values,))
+                per_replica = strategy.run(tf.identity, args=(values,))
                 return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
             self._agree_fn = agree_fn
         mean = self._agree_fn(tf.constant([progress, 1.0 if out_of_time else 0.0], tf.float32))
         return float(mean[0]), bool(mean[1] > 0)
 
-    def dataset(self, start_step):
-        """The distributed input: each worker's pipeline reads only its replicas' slices of the
-        global batch (``data.BatchPlan``), whatever the number of workers and devices."""
+    def batches(self, start_step=0):
+        """An iterator over the distributed input from ``start_step`` on: each worker's pipeline
+        reads only its replicas' slices of the global batch (``data.BatchPlan``), whatever the
+        number of workers and devices."""
         c = self.config
+        patches = self.noise_images if c.noise == "patches" else None
 
         def per_worker(context):
             local = context.num_replicas_in_sync // context.num_input_pipelines
@@ -338,63 +302,68 @@ class Trainer:
                                       num_replicas=context.num_replicas_in_sync,
                                       first_replica=context.input_pipeline_id * local,
                                       local_replicas=local)
-            return data_lib.make_dataset(self.data, plan, start_step, self.patches)
+            return data_lib.make_dataset(self.data, plan, start_step, patches)
 
-        return self.strategy.distribute_datasets_from_function(per_worker)
+        return iter(self.strategy.distribute_datasets_from_function(per_worker))
 
     # ------------------------------------------------------------------ outputs
     def volume(self, ema=True):
-        """The current output volume ``[N, N, N]`` float32 (EMA weights by default)."""
+        """The current output map ``[N, N, N]`` float32 (moving-average weights by default)."""
         generator = self.ema_generator if ema else self.generator
         return generator(tf.zeros([1, self.config.latent_dim]))[0].numpy()
 
+    def spread(self):
+        """The output generator's spread over 16 fixed codes
+        (:meth:`~tfcryogan.models.generator.ConformationGenerator.spread`)."""
+        z = tf.random.stateless_normal([16, self.config.latent_dim], [self.config.seed, 555])
+        return float(self.ema_generator.spread(z))
+
     def write_outputs(self, step, wall, metrics, final=False):
-        """Write ``volume.mrc`` and ``run.json`` (atomically; chief only)."""
-        if not self.is_chief:
-            return {}
-        volume_path = os.path.join(self.output_dir, "volume.mrc")
-        io.write_volume(volume_path, self.volume(), self.data.pixel_size)
+        """Write ``volume.mrc`` and ``run.json`` (and with a ground truth at the end ``fsc.csv``,
+        ``fsc.png``), atomically, chief only; returns the record."""
+        folder = self.run_folder
+        volume_path = folder.write_map("volume.mrc", self.volume(), self.data.pixel_size)
+        scales = {k: float(v) for k, v in self.image_formation.scales().items()}
         record = {
-            "settings": self._settings(), "flags": self.config.flags, "step": int(step),
-            "wall_seconds": round(wall, 1), "finished": bool(final),
-            "strategy": self.strategy_text, "particles": self.data.path,
-            "n_particles": len(self.data),
-            "figures": {k: float(v) for k, v in metrics.items()},
-            "outputs": {"volume": volume_path,
-                        "checkpoints": os.path.join(self.output_dir, "checkpoints"),
-                        "logs": os.path.join(self.output_dir, "logs")},
+            "settings": self.settings, "step": int(step), "wall_seconds": round(wall, 1),
+            "finished": bool(final), "strategy": self.strategy_text,
+            "particles": self.data.path, "n_particles": len(self.data),
+            "figures": {**{k: float(v) for k, v in metrics.items()},
+                        "signal_scale": scales["signal_scale"],
+                        "noise_scale": scales["noise_scale"],
+                        "shift_std_A": scales["shift_std_px"] * self.data.pixel_size},
+            "outputs": {"volume": volume_path, "checkpoints": folder.file("checkpoints"),
+                        "logs": folder.file("logs")},
         }
-        scales = {k: float(v) for k, v in self.model.scales().items()}
-        record["figures"].update(
-            signal_scale=scales["signal_scale"], noise_scale=scales["noise_scale"],
-            shift_std_A=scales["shift_std_px"] * self.data.pixel_size)
-        if self.generator.latent_dim:
+        if self.config.latent_dim:
             record["figures"]["conformation_spread"] = self.spread()
-        if final and self.ground_truth is not None:
+        if final and self.ground_truth is not None and self.is_chief:
             record["fsc"] = self.write_fsc()
-        _write_json(self.record_path, record)
+        folder.write_record(record)
         return record
 
     def write_fsc(self):
-        """FSC of the output volume against the ground truth after alignment: ``fsc.csv`` and
+        """FSC of the output map against the ground truth after alignment: ``fsc.csv`` and
         ``fsc.png``; returns the resolutions."""
         from tfcryogan.evaluation import report  # pylint: disable=import-outside-toplevel
         result = report.compare_maps(self.volume(), self.ground_truth, self.data.pixel_size,
                                      align=True)
-        report.write_fsc_csv(os.path.join(self.output_dir, "fsc.csv"), result)
-        report.plot_fsc(os.path.join(self.output_dir, "fsc.png"), [("reconstruction", result)])
-        return {k: v for k, v in result.items() if k.startswith("resolution")
-                or k.startswith("fraction")}
+        report.write_fsc_csv(self.run_folder.file("fsc.csv"), result)
+        report.plot_fsc(self.run_folder.file("fsc.png"), [("reconstruction", result)])
+        return {k: v for k, v in result.items() if k.startswith("resolution_")
+                or k.startswith("fraction_")}
 
     def summaries(self, step, metrics, images=None):
+        """TensorBoard scalars (metrics, learned scalars, spread) and, with ``images``, the
+        map's central slices and real vs simulated critic inputs."""
         with self.summary_writer.as_default(step=step):
             for k, v in metrics.items():
                 tf.summary.scalar(k, v)
-            scales = self.model.scales()
+            scales = self.image_formation.scales()
             tf.summary.scalar("noise_scale", scales["noise_scale"])
             tf.summary.scalar("signal_scale", scales["signal_scale"])
             tf.summary.scalar("shift_std_A", scales["shift_std_px"] * self.data.pixel_size)
-            if self.generator.latent_dim:
+            if self.config.latent_dim:
                 self._last_spread = self.spread()
                 tf.summary.scalar("conformation_spread", self._last_spread)
             if images is not None:
@@ -405,36 +374,25 @@ class Trainer:
                 tf.summary.image("volume_central_slices", slices[..., None], max_outputs=3)
                 tf.summary.image("real_vs_simulated", images, max_outputs=1)
 
-    def spread(self):
-        """The output (EMA) generator's spread over 16 fixed codes (see
-        :meth:`ConformationGenerator.spread`)."""
-        z = tf.random.stateless_normal([16, self.config.latent_dim], [self.config.seed, 555])
-        return float(self.ema_generator.spread(z))
-
     def image_grid(self, batch):
         """A grid of 8 real (top) and 8 simulated (bottom) critic inputs, ``[1, 2N, 8N, 1]``."""
-        per_replica = self.strategy.experimental_local_results(batch["real"])[0]
-        ctf = self.strategy.experimental_local_results(batch["ctf"])[0]
-        k = min(8, per_replica.shape[0])
-        real = self.model.preprocess(per_replica[:k, 0])
-        fake = self.model.preprocess(self._simulate_local(ctf[:k, 0]))
-        rows = [tf.concat(tf.unstack(x), axis=1) for x in (real, fake)]
+        local = self.strategy.experimental_local_results
+        real, ctf = local(batch["real"])[0], local(batch["ctf"])[0]
+        patches = local(batch["patches"])[0] if "patches" in batch else None
+        k = min(8, real.shape[0])
+        fake = self.image_formation.simulate(self.generator, ctf[:k, 0],
+                                             tf.constant([self.config.seed, 999], tf.int64), k,
+                                             patches=None if patches is None else patches[:k, 0])
+        rows = [tf.concat(tf.unstack(self.model.preprocess(x)), axis=1)
+                for x in (real[:k, 0], fake)]
         grid = tf.concat(rows, axis=0)
         grid = (grid - tf.reduce_min(grid)) / (tf.reduce_max(grid) - tf.reduce_min(grid) + 1e-8)
         return grid[None, :, :, None]
 
-    def _simulate_local(self, ctf):
-        """Simulated images outside the distributed step (for the summaries)."""
-        model = self.model
-        saved = model.global_batch
-        model.global_batch = int(ctf.shape[0])
-        try:
-            return model.simulate(ctf, tf.constant([self.config.seed, 999], tf.int64))
-        finally:
-            model.global_batch = saved
-
     # ------------------------------------------------------------------ the run
     def run(self):
+        """Train to ``max_steps`` or the ``max_minutes`` budget (resuming the run folder's last
+        checkpoint), with progress output; writes the outputs and returns the record."""
         c = self.config
         start = self.restore()
         if start == 0:
@@ -442,20 +400,15 @@ class Trainer:
             if snr_db is not None:
                 self.log(f"the particles' SNR is about {snr_db:.1f} dB (variance outside the "
                          "support); simulated images start at the same SNR")
-        step_fn = self._distributed_step()
-        iterator = iter(self.dataset(start))
+        iterator = self.batches(start)
         t0 = time.monotonic()
         budget = c.max_minutes * 60.0 if c.max_minutes > 0 else float("inf")
-        previous_wall = 0.0
-        if start and os.path.exists(self.record_path):
-            with open(self.record_path, encoding="utf-8") as f:
-                previous_wall = float(json.load(f).get("wall_seconds", 0.0))
+        previous_wall = self.run_folder.previous_wall_seconds() if start else 0.0
         self.log(f"training on {len(self.data)} particles ({self.data.box} px, "
                  f"{self.data.pixel_size:.3f} A/px), {self.strategy_text}, batch {c.batch_size}, "
                  f"{c.n_critic} critic steps per volume step")
         bar = Progress(c.max_steps, "train", unit="step", start=start, budget=budget)
         step, metrics = start, {}
-        self._last_spread = None  # the generator's conformational spread, at summary steps
         stopped_by_time = False
         while step < c.max_steps:
             elapsed = time.monotonic() - t0
@@ -465,13 +418,13 @@ class Trainer:
             if out_of_time:
                 stopped_by_time = True
                 break
-            self._set_schedules(progress)
+            self.set_progress(progress)
             batch = next(iterator)
-            metrics = {k: float(v) for k, v in step_fn(batch).items()}
+            metrics = {k: float(v) for k, v in self.step(batch).items()}
             step += 1
             if not all(np.isfinite(v) for v in metrics.values()):
                 raise RuntimeError(f"training diverged at step {step} (metrics {metrics}); "
-                                   "lower the learning rates")
+                                   "lower --critic_lr and --generator_lr")
             if step % c.summary_every == 0 or step == c.max_steps:
                 grid = self.image_grid(batch) if step % (10 * c.summary_every) == 0 else None
                 self.summaries(step, metrics, grid)
@@ -487,19 +440,8 @@ class Trainer:
         wall = previous_wall + time.monotonic() - t0
         record = self.write_outputs(step, wall, metrics, final=True)
         self.summary_writer.flush()
-        for folder in self._scratch_dirs:  # a non-chief worker's copies are not needed any more
-            shutil.rmtree(folder, ignore_errors=True)
+        self.run_folder.remove_scratch()
         if stopped_by_time:
             self.log(f"stopped at step {step}: --max_minutes={c.max_minutes:g} reached "
                      f"({format_duration(time.monotonic() - t0)})")
         return record
-
-
-def remove_run(output_dir):
-    """Delete a run folder's checkpoints and logs (for ``--restart``)."""
-    for sub in ("checkpoints", "logs"):
-        shutil.rmtree(os.path.join(output_dir, sub), ignore_errors=True)
-    for name in ("run.json", "volume.mrc", "fsc.csv", "fsc.png"):
-        path = os.path.join(output_dir, name)
-        if os.path.exists(path):
-            os.remove(path)

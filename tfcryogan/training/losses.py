@@ -22,7 +22,8 @@ def generator_loss(fake_scores, global_batch):
 def gradient_penalty(critic, real, fake, epsilon, global_batch):
     """``E[(||grad_x D(x)||_2 - 1)^2]`` at random interpolates ``x = e real + (1 - e) fake``.
 
-    The norm is taken per image over all pixels (DESIGN section 1), not per pixel.
+    The norm is taken per image over all its pixels, not per pixel: the critic must be
+    1-Lipschitz as a function of whole images.
 
     Args:
       critic: callable ``[b, N, N] -> [b]``.

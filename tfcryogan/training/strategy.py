@@ -30,7 +30,7 @@ def split_cpu(replicas):
                            f"CPU could be split ({err})") from None
 
 
-def make_strategy(name="auto", cpu_replicas=1):
+def make_strategy(name, cpu_replicas):
     """Build the strategy ``name`` (see the module docstring).
 
     Returns:

@@ -97,7 +97,8 @@ def cost(args):
                          (f"Multi-CryoGAN basis generator, latent {args.latent}", args.latent)):
         config = TrainConfig(particles=star, output_dir=os.path.join(work, f"run{latent}"),
                              max_steps=10 ** 6, batch_size=args.batch, latent_dim=latent,
-                             checkpoint_every=10 ** 6, summary_every=10 ** 6, restart=True)
+                             checkpoint_every=10 ** 6, summary_every=10 ** 6, restart=True,
+                             half_maps=False)
         trainer = loop.Trainer(config, data, log=lambda line: None)
         batch = next(trainer.batches(0))
         results[name] = time_steps(lambda: trainer.step(batch), args.steps)

@@ -26,6 +26,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED = os.path.join(ROOT, "..", "shared", "data")
+#: The experimental beta-galactosidase map the benches project (resampled to the bench's box).
+DEFAULT_MAP = os.path.join(SHARED, "betagal", "betagal_3.54A.mrc")
 
 
 def prepare(work, map_path, box, n, snr_db, shift_px, seed):
@@ -94,10 +96,46 @@ def evaluate(volume_path, truth_path, align):
     return report.compare_maps(vol, truth, pixel, align=align)
 
 
+def train_with_snapshots(work, star, minutes, every, train_flags):
+    """Run ``bin/train`` on ``star`` for ``minutes`` (a checkpoint every ``every`` steps) and copy
+    ``volume.mrc`` each time ``run.json`` records a new step (``run.json`` is written after the
+    maps). Returns ``[(minutes_since_start, record, volume_copy)]``; the log is WORK/cryogan.log."""
+    run_dir = os.path.join(work, "cryogan")
+    snaps = os.path.join(work, "cryogan_snapshots")
+    shutil.rmtree(snaps, ignore_errors=True)
+    os.makedirs(snaps)
+    record_path = os.path.join(run_dir, "run.json")
+    t0 = time.monotonic()
+    with open(os.path.join(work, "cryogan.log"), "w", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "train"),
+                                 f"--particles={star}", f"--output_dir={run_dir}", "--restart",
+                                 f"--max_minutes={minutes}", f"--checkpoint_every={every}",
+                                 *train_flags], stdout=log, stderr=subprocess.STDOUT)
+        last_step, out = None, []
+        while True:
+            done = proc.poll() is not None
+            try:
+                with open(record_path, encoding="utf-8") as f:
+                    record = json.load(f)
+            except (OSError, ValueError):
+                record = None
+            if record and record.get("step") != last_step:
+                last_step = record["step"]
+                path = os.path.join(snaps, f"volume_{last_step:07d}.mrc")
+                shutil.copy(os.path.join(run_dir, "volume.mrc"), path)
+                out.append(((time.monotonic() - t0) / 60.0, record, path))
+            if done:
+                break
+            time.sleep(2.0)
+    if proc.returncode:
+        sys.exit(f"bin/train failed (see {os.path.join(work, 'cryogan.log')})")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/bench_reconstruct")
-    parser.add_argument("--map", default=os.path.join(SHARED, "betagal", "betagal_3.54A.mrc"))
+    parser.add_argument("--map", default=DEFAULT_MAP)
     parser.add_argument("--box", type=int, default=64)
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--snr_db", type=float, default=-10.0)

@@ -52,7 +52,7 @@ def worker(args):
     config = TrainConfig(particles=args.star, output_dir=args.out, max_steps=10 ** 6,
                          batch_size=args.batch, cpu_replicas=args.replicas,
                          strategy=args.strategy, checkpoint_every=10 ** 6,
-                         summary_every=10 ** 6, restart=True)
+                         summary_every=10 ** 6, restart=True, half_maps=False)
     trainer = loop.Trainer(config, data, log=lambda line: None)
     iterator = trainer.batches(0)
     for _ in range(3):  # compile and warm up

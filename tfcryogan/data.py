@@ -60,6 +60,55 @@ class ParticleData:
         return fourier.resample_images(self.read(particles), self.pixel_size_in,
                                        self.pixel_size, self.box)
 
+    def subset(self, rows):
+        """The particles at ``rows`` (0-based) as a :class:`ParticleData` of their own."""
+        table = self.table.subset(rows)
+        return dataclasses.replace(self, table=table, source=ImageSource(table))
+
+
+@dataclasses.dataclass
+class HalfSplit:
+    """The two gold-standard halves of a particle set.
+
+    ``subset``: ``[n]`` int, 1 or 2 for each particle (RELION's ``rlnRandomSubset``);
+    ``origin``: where it came from (``"rlnRandomSubset"`` of the input, or ``"random, seed S"``).
+    """
+
+    subset: np.ndarray
+    origin: str
+
+    def rows(self, half):
+        """0-based rows of half ``half`` (1 or 2)."""
+        return np.flatnonzero(self.subset == half)
+
+    def record(self):
+        """JSON-ready summary."""
+        return {"origin": self.origin, "half1": int(np.sum(self.subset == 1)),
+                "half2": int(np.sum(self.subset == 2))}
+
+
+def split_halves(data, seed):
+    """RELION's gold-standard split of ``data``'s particles: the ``rlnRandomSubset`` column when
+    the STAR file has one (values 1 and 2), otherwise a random half of the particles (the same
+    for the same seed and particle count: ``numpy`` permutation of ``(seed, 2)``).
+
+    Each half must hold at least one particle; a column with other values than 1 and 2 is an
+    :class:`InputError`."""
+    given = data.table.random_subset
+    n = len(data)
+    if given is not None:
+        values = set(np.unique(given).tolist())
+        if not values <= {1, 2} or len(values) < 2:
+            raise InputError(f"{data.path}: rlnRandomSubset holds {sorted(values)}; gold-standard "
+                             "halves need the values 1 and 2 (or no such column)")
+        return HalfSplit(np.asarray(given, np.int64), "rlnRandomSubset")
+    if n < 2:
+        raise InputError(f"{data.path}: {n} particle; two halves need at least 2 (or train "
+                         "one map with --nohalf_maps)")
+    subset = np.ones(n, np.int64)
+    subset[np.random.default_rng([seed, 2]).permutation(n)[n // 2:]] = 2
+    return HalfSplit(subset, f"random, seed {seed}")
+
 
 def _finite_only(table, path, skip, log):
     """``table`` without the particles whose image holds NaN or inf values, when ``skip``;
@@ -198,7 +247,9 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         it uses, else random patches.
     Returns:
       ``tf.data.Dataset`` of dicts: ``real`` ``[b, n_critic, N, N]`` float32 (per-image normalised),
-      ``ctf`` ``[b, n_critic + 1, 9]`` and optionally ``patches`` ``[b, n_critic + 1, N, N]``, with
+      ``ctf`` ``[b, n_critic + 1, 9]`` (CTF rows for the simulated images), ``real_ctf``
+      ``[b, n_critic, 9]`` (the real images' own) and optionally ``patches``
+      ``[b, n_critic + 1, N, N]``, with
       ``b = plan.replica_batch``.
     """
     if plan.global_batch % plan.num_replicas:
@@ -216,7 +267,7 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         real_rows, sim_rows = plan.draws(step, n)
         real_rows, sim_rows = plan.rows_of(real_rows, replica), plan.rows_of(sim_rows, replica)
         images = data.read(real_rows.reshape(-1)).reshape(b, c, box_in, box_in)
-        out = [images, ctf_table[sim_rows]]
+        out = [images, ctf_table[sim_rows], ctf_table[real_rows]]
         if patches is not None:
             rows = sim_rows if paired else plan.rows_of(np.random.default_rng(
                 [plan.seed, step, 7]).integers(0, len(patches), (plan.global_batch, c + 1)),
@@ -231,12 +282,13 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         return tf.reshape(fourier.normalize_images(flat), [b, -1, data.box, data.box])
 
     def load(element):
-        types = [tf.float32, tf.float32] + ([tf.float32] if patches is not None else [])
+        types = [tf.float32] * 3 + ([tf.float32] if patches is not None else [])
         arrays = tf.numpy_function(read, [element], types, stateful=False)
         batch = {"real": to_training_grid(arrays[0], data),
-                 "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9])}
+                 "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9]),
+                 "real_ctf": tf.ensure_shape(arrays[2], [b, c, 9])}
         if patches is not None:
-            batch["patches"] = to_training_grid(arrays[2], patches)
+            batch["patches"] = to_training_grid(arrays[3], patches)
         batch["real"] = tf.ensure_shape(batch["real"], [b, c, data.box, data.box])
         return batch
 

@@ -284,6 +284,20 @@ def test_round_trip_synthetic_31(tmp_path, stack):
     assert list(back.optics["rlnOpticsGroupName"]) == ["og1", "og2"]
 
 
+def test_random_subset_is_read_and_written(tmp_path, stack):
+    """RELION's gold-standard halves (rlnRandomSubset) survive a round trip."""
+    cols = PART31_COLS + ["rlnRandomSubset"]
+    rows = [row + [half] for row, half in zip(PART31_ROWS, (2, 1, 2))]
+    path = write(tmp_path, {"optics": (OPTICS_COLS, OPTICS_ROWS), "particles": (cols, rows)})
+    t = read_star(path)
+    np.testing.assert_array_equal(t.random_subset, [2, 1, 2])
+    out = tmp_path / "halves.star"
+    write_star(out, t)
+    assert "rlnRandomSubset" in out.read_text()
+    np.testing.assert_array_equal(read_star(out).random_subset, [2, 1, 2])
+    assert read_star(star31(tmp_path)).random_subset is None
+
+
 def test_round_trip_30_becomes_31(tmp_path, stack):
     t = read_star(write(tmp_path, {"": (PART30_COLS, PART30_ROWS)}), check_images=True)
     out = tmp_path / "elsewhere" / "new.star"

@@ -22,7 +22,8 @@ def main(star, out, replicas, strategy="auto", latent_dim="0"):
                          cpu_replicas=int(replicas), strategy=strategy, checkpoint_every=100,
                          summary_every=100, lowpass_fraction=0.5, seed=5,
                          latent_dim=int(latent_dim),
-                         critic_batch_statistics=4 if int(latent_dim) else -1)
+                         critic_batch_statistics=4 if int(latent_dim) else -1,
+                         half_maps=False)
     trainer = loop.Trainer(config, data, log=lambda line: None)
     record = trainer.run()
     if not trainer.is_chief:

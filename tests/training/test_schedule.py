@@ -54,7 +54,8 @@ def test_trainer_sets_learning_rates_and_lowpass_from_progress(tiny_dataset, tmp
     from tfcryogan.training import loop
     star, _ = tiny_dataset
     config = TrainConfig(particles=str(star), output_dir=str(tmp_path), batch_size=4, n_critic=1,
-                         critic_lr=1e-3, generator_lr=2e-3, final_lr_fraction=0.1)
+                         critic_lr=1e-3, generator_lr=2e-3, final_lr_fraction=0.1,
+                         half_maps=False)
     trainer = loop.Trainer(config, data_lib.load_particles(star), log=lambda line: None)
     trainer.set_progress(0.5)
     assert float(trainer.model.progress) == pytest.approx(0.5)

@@ -19,6 +19,7 @@ are RELION's and are the same whatever the file format was:
   origin (RELION's convention). All five are None when the file has no angles; when it has angles
   but no origins, the origins are 0;
 - ``class_number``: int or None; ``optics_group``: int (1-based, as RELION).
+- ``random_subset``: int or None, RELION's ``rlnRandomSubset`` (1 or 2: the gold-standard half).
 """
 
 from dataclasses import dataclass, field, fields, replace
@@ -46,7 +47,7 @@ CTF_COLUMNS = (
 
 _REQUIRED_CTF = CTF_COLUMNS[:6]
 _FLOAT_FIELDS = ("pixel_size",) + CTF_COLUMNS + ("rot", "tilt", "psi", "origin_x", "origin_y")
-_INT_FIELDS = ("image_index", "box", "class_number", "optics_group")
+_INT_FIELDS = ("image_index", "box", "class_number", "optics_group", "random_subset")
 _POSE_FIELDS = ("rot", "tilt", "psi", "origin_x", "origin_y")
 
 
@@ -81,6 +82,7 @@ class ParticleTable:
     origin_y: Optional[np.ndarray] = None
     class_number: Optional[np.ndarray] = None
     optics_group: Optional[np.ndarray] = None
+    random_subset: Optional[np.ndarray] = None
     source: str = ""
     optics: object = None
     column_names: dict = field(default_factory=dict)

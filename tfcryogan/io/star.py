@@ -350,6 +350,9 @@ def read_star(path, require_ctf=True, check_images=False, pixel_size=None):
         kw["box"], names["box"] = box, "rlnImageSize"
     if cols.has("rlnClassNumber"):
         kw["class_number"], names["class_number"] = cols.get_int("rlnClassNumber"), "rlnClassNumber"
+    if cols.has("rlnRandomSubset"):
+        kw["random_subset"] = cols.get_int("rlnRandomSubset")
+        names["random_subset"] = "rlnRandomSubset"
     if "rlnOpticsGroup" in particles.columns:
         kw["optics_group"] = cols.get_int("rlnOpticsGroup")
     elif optics is not None:
@@ -391,7 +394,7 @@ def write_star(path, table):
     ``data_particles``: rlnImageName (``%06d@stack``, 1-based; the stack path absolute),
     rlnDefocusU/V/Angle, rlnPhaseShift,
     rlnCtfBfactor, rlnCtfScalefactor, rlnAngleRot/Tilt/Psi and rlnOriginXAngst/YAngst (when the
-    table has poses), rlnClassNumber (when present), rlnOpticsGroup.
+    table has poses), rlnClassNumber and rlnRandomSubset (when present), rlnOpticsGroup.
     An unknown box (0) is read from the stack headers (InputError if a stack cannot be read).
     """
     path = Path(path)
@@ -464,6 +467,8 @@ def write_star(path, table):
                      "rlnOriginYAngst": table.origin_y})
     if table.class_number is not None:
         cols["rlnClassNumber"] = table.class_number.astype(np.int64)
+    if table.random_subset is not None:
+        cols["rlnRandomSubset"] = table.random_subset.astype(np.int64)
     cols["rlnOpticsGroup"] = group
     particles = pd.DataFrame(cols)
 

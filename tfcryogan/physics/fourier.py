@@ -169,6 +169,21 @@ def gaussian_blur(x, pixels, ndim=3):
     return gaussian_lowpass(x, x.shape[-1] / (2.0 * math.pi * pixels), ndim)
 
 
+def cosine_lowpass(x, cutoff, width=2.0, ndim=3):
+    """Low-pass to ``cutoff`` (cycles per box) with a raised-cosine edge ``width`` wide (1 below
+    ``cutoff - width / 2``, 0 above ``cutoff + width / 2``), as RELION filters maps to a
+    resolution. ``x``: ``[..., N, N]`` / ``[..., N, N, N]`` float32; a map at pixel size ``p``
+    filtered to ``R`` A has ``cutoff = N p / R``."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    box = x.shape[-1]
+    k = tf.sqrt(squared_frequency(box, ndim))
+    t = tf.clip_by_value((k - (cutoff - 0.5 * width)) / max(width, 1e-6), 0.0, 1.0)
+    filt = tf.cast(0.5 * (1.0 + tf.cos(math.pi * t)), tf.complex64)
+    if ndim == 2:
+        return tf.signal.irfft2d(tf.signal.rfft2d(x) * filt, fft_length=[box, box])
+    return tf.signal.irfft3d(tf.signal.rfft3d(x) * filt, fft_length=[box] * 3)
+
+
 def normalize_images(images):
     """Per-image normalisation: zero mean and unit standard deviation over the last two axes
     (``[..., N, N]`` float32). What the critic sees of every image, real or simulated."""

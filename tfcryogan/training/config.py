@@ -108,6 +108,12 @@ class TrainConfig:
         0, "0: one map (CryoGAN). > 0: continuous conformations (Multi-CryoGAN) with this many "
         "latent dimensions: a generator z -> map that bin/export makes a SavedModel.",
         check=at_least(0), fixed=True)
+    half_maps: bool = setting(
+        True, "CryoGAN: train two independent maps on the two halves of the particles "
+        "(RELION's rlnRandomSubset, or a seeded random split) and report their gold-standard "
+        "FSC, the resolution estimate without a ground truth. --nohalf_maps trains one map on "
+        "all particles in about half the time per step. Multi-CryoGAN always trains one "
+        "generator.", fixed=True)
 
     # ---------------------------------------------------------------- the run
     max_steps: int = setting(
@@ -164,6 +170,15 @@ class TrainConfig:
         "the run.", flag=False, check=fraction)
     gp_weight: float = setting(
         10.0, "Gradient penalty weight (norm per image).", flag=False, check=at_least(0))
+    penalty_every: int = setting(
+        1, "The gradient penalty is applied on every this many critic updates, weighted that "
+        "many times (lazy regularisation; 1: every update).", flag=False, check=at_least(1))
+    critic_defocus: bool = setting(
+        False, "The critic is conditioned on each image's defocus (projection term), and the "
+        "simulated images of its updates take the real images' own CTF rows.", flag=False,
+        fixed=True)
+    jit_compile: bool = setting(
+        False, "Compile each replica's adversarial step with XLA.", flag=False)
     beta_1: float = setting(0.5, "Adam beta_1 of both optimisers.", flag=False)
     beta_2: float = setting(0.9, "Adam beta_2 of both optimisers.", flag=False)
     critic_channels: int = setting(
@@ -210,6 +225,11 @@ class TrainConfig:
         if self.generator_batches < 1:
             return 1 if self.latent_dim == 0 else self.n_critic + 1
         return max(1, min(self.generator_batches, self.n_critic + 1))
+
+    @property
+    def trains_halves(self):
+        """Whether the run trains two gold-standard halves (CryoGAN with ``half_maps``)."""
+        return self.half_maps and self.latent_dim == 0
 
     def shift_std(self, pixel_size):
         """The simulated shifts' starting spread in A (one pixel when the setting is negative)."""

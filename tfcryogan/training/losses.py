@@ -26,7 +26,7 @@ def gradient_penalty(critic, real, fake, epsilon, global_batch):
     1-Lipschitz as a function of whole images.
 
     Args:
-      critic: callable ``[b, N, N] -> [b]``.
+      critic: callable ``[b, N, N] -> [b]`` (in training mode).
       real, fake: ``[b, N, N]`` float32 images.
       epsilon: ``[b]`` float32 uniform in [0, 1] (drawn by the caller so that it can be the same
         under every distribution strategy).
@@ -38,7 +38,7 @@ def gradient_penalty(critic, real, fake, epsilon, global_batch):
     mixed = e * real + (1.0 - e) * fake
     with tf.GradientTape() as tape:
         tape.watch(mixed)
-        scores = critic(mixed, training=True)
+        scores = critic(mixed)
     grads = tape.gradient(scores, mixed)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2]) + 1e-12)
     return tf.reduce_sum(tf.square(norms - 1.0)) / global_batch

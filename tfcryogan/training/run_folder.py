@@ -16,7 +16,8 @@ from tfcryogan import io
 from tfcryogan.errors import InputError
 
 #: What a run writes in its folder (removed by ``--restart``).
-OUTPUT_FILES = ("run.json", "volume.mrc", "fsc.csv", "fsc.png")
+OUTPUT_FILES = ("run.json", "volume.mrc", "fsc.csv", "fsc.png", "half1.mrc", "half2.mrc",
+                "fsc_gold.csv", "fsc_gold.png", "initial_model.mrc", "particles_halves.star")
 OUTPUT_FOLDERS = ("checkpoints", "logs")
 
 

@@ -30,6 +30,33 @@ def split_cpu(replicas):
                            f"CPU could be split ({err})") from None
 
 
+def prepare_devices(name, cpu_replicas):
+    """Set up TensorFlow's devices before it starts its runtime (before any op runs): on a
+    machine without GPUs, one thread per op and as many ops at once as there are cores; and the
+    CPU split into ``cpu_replicas`` logical devices for a mirrored strategy.
+
+    Why one thread per op: a training step is many small ops (convolutions of a few hundred
+    images, FFTs of small boxes); splitting each over the cores costs more in synchronisation
+    than it gains, while independent ops (the critic's real and simulated batches, two
+    gold-standard halves) can run side by side. Measured with ``bench/step_profile.py``'s step at
+    box 64: 1.2-1.4x the steps per second of TensorFlow's default, 1.1x at box 128.
+
+    Idempotent; once the runtime has started the threads are left as they are."""
+    if not tf.config.list_physical_devices("GPU") and \
+            tf.config.threading.get_intra_op_parallelism_threads() != 1:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(os.cpu_count() or 1)
+        except RuntimeError:
+            pass  # the runtime is already running (e.g. in a test): TensorFlow's defaults stay
+    if cpu_replicas > 1 and name in ("auto", "mirrored"):
+        try:
+            split_cpu(cpu_replicas)
+        except RuntimeError:  # already running: fine if an earlier call split it
+            if len(tf.config.list_logical_devices("CPU")) < cpu_replicas:
+                raise
+
+
 def make_strategy(name, cpu_replicas):
     """Build the strategy ``name`` (see the module docstring).
 
@@ -38,8 +65,7 @@ def make_strategy(name, cpu_replicas):
     """
     if name not in STRATEGIES:
         raise InputError(f"--strategy={name}: must be one of {', '.join(STRATEGIES)}")
-    if cpu_replicas > 1 and name in ("auto", "mirrored"):
-        split_cpu(cpu_replicas)
+    prepare_devices(name, cpu_replicas)
     if name == "multiworker":
         # Collective ops are configured when the strategy is built, which must happen before
         # TensorFlow initialises its context (so no device listing before this point).

@@ -67,14 +67,23 @@ def sphere(work, box, pixel, diameter):
     return path, 0.0
 
 
-def auto_refine(work, name, reference, diameter, absolute_greyscale, threads):
-    """``relion_refine --auto_refine`` from ``reference``; returns (minutes, iterations,
-    resolution_A, path of the refined map)."""
+def subset_star(work, star, n):
+    """A STAR file of the first ``n`` particles of ``star`` (same optics, same stacks)."""
+    from tfcryogan import io
+    table = io.read_star(star)
+    path = os.path.join(work, f"particles_first{n}.star")
+    io.write_star(path, table.subset(np.arange(min(n, len(table)))))
+    return path
+
+
+def auto_refine(work, name, reference, star, diameter, absolute_greyscale, threads):
+    """``relion_refine --auto_refine`` of the particles in ``star`` from ``reference``; returns
+    (minutes, iterations, resolution_A, path of the refined map)."""
     out_dir = os.path.join(work, f"refine_{name}")
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
     cmd = ["relion_refine", "--o", os.path.join(out_dir, "run"), "--auto_refine",
-           "--split_random_halves", "--i", "particles.star", "--ref", reference,
+           "--split_random_halves", "--i", os.path.abspath(star), "--ref", reference,
            "--ini_high", "40", "--dont_combine_weights_via_disc", "--pool", "3", "--pad", "2",
            "--ctf", "--particle_diameter", str(diameter), "--flatten_solvent", "--zero_mask",
            "--oversampling", "1", "--healpix_order", "2", "--auto_local_healpix_order", "4",
@@ -109,6 +118,14 @@ def main():
                              "bench/gold_standard.py's run on the same data), with "
                              "--initial_minutes its training minutes")
     parser.add_argument("--initial_minutes", type=float, default=0.0)
+    parser.add_argument("--relion_model", default="",
+                        help="(b) from this RELION SGD model instead of a new run (e.g. "
+                             "bench/ab_initio_race.py's on the same data), with "
+                             "--relion_minutes the minutes it took")
+    parser.add_argument("--relion_minutes", type=float, default=0.0)
+    parser.add_argument("--refine_n", type=int, default=0,
+                        help="refine on the first N particles only (0: all): a shorter bench "
+                             "that still compares the three starts on the same particles")
     args = parser.parse_args()
     if shutil.which("relion_refine") is None:
         sys.exit("RELION not found: apt-get install relion")
@@ -121,14 +138,18 @@ def main():
                                            args.snr_db, 1.5, 0)
     truth, pixel = io.read_volume(truth_path)
     threads = os.cpu_count()
+    if args.refine_n:
+        star = subset_star(args.work, star, args.refine_n)
+
     def make_ours():
         if args.initial_model:
             return args.initial_model, args.initial_minutes
         return ours(args.work, star, args.minutes)
 
     starts = {"a": ("(a) CryoGAN initial_model.mrc", make_ours, False),
-              "b": ("(b) RELION SGD ab initio", lambda: relion_ab_initio(
-                  args.work, args.minutes, args.diameter), True),
+              "b": ("(b) RELION SGD ab initio", lambda: (
+                  (args.relion_model, args.relion_minutes) if args.relion_model else
+                  relion_ab_initio(args.work, args.minutes, args.diameter)), True),
               "c": ("(c) featureless sphere", lambda: sphere(args.work, 64, pixel, args.diameter),
                     False)}
     rows = []
@@ -137,8 +158,8 @@ def main():
         print(f"{name}: making the initial model", flush=True)
         reference, initial_minutes = make()
         print(f"{name}: relion_refine --auto_refine from {reference}", flush=True)
-        minutes, iterations, resolution, refined = auto_refine(args.work, key, reference,
-                                                               args.diameter, absolute, threads)
+        minutes, iterations, resolution, refined = auto_refine(
+            args.work, key, reference, star, args.diameter, absolute, threads)
         vol, _ = io.read_volume(refined)
         r = report.compare_maps(vol, truth, pixel, align=True)
         rows.append((name, initial_minutes, minutes, iterations, resolution, r))

@@ -182,7 +182,13 @@ def module_from_run(run_dir):
                              "version of tfcryogan?); re-run it with this version")
     generator = build_generator(s, "ema_generator")
     generator(tf.zeros([1, s["latent_dim"]]))
-    checkpoint = tf.train.Checkpoint(ema_generator=generator)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if latest is None:
+        raise InputError(f"{run_dir}/checkpoints: no checkpoint; train first (bin/train)")
+    # A run of one map stores it as "all"; a gold-standard run as "half1" and "half2" (half 1
+    # is exported: the halves are independent maps of the same particle).
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+    part = "all" if "all" in names else "half1"
+    checkpoint = tf.train.Checkpoint(**{part: tf.train.Checkpoint(ema_generator=generator)})
     restore_checkpoint(checkpoint, latest, "re-run the training with this version")
     return GeneratorModule(generator, s["pixel_size"], s["optics"], s), record

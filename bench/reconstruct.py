@@ -143,7 +143,9 @@ def main():
     parser.add_argument("--minutes", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prepare_only", action="store_true")
-    parser.add_argument("--train_flags", default="", help="extra bin/train flags")
+    parser.add_argument("--train_flags", default="--nohalf_maps",
+                        help="bin/train flags (default one map on all particles, as the "
+                             "figures in RESULTS.md before 2026-12-05; '' for the halves)")
     args = parser.parse_args()
     if shutil.which("relion_project") is None:
         sys.exit("RELION not found: apt-get install relion")

@@ -108,11 +108,8 @@ def main():
     parser.add_argument("--train_flags", default="--nohalf_maps")
     parser.add_argument("--only", choices=["cryogan", "relion"], default=None)
     args = parser.parse_args()
-    if shutil.which("relion_refine") is None:
-        sys.exit("RELION not found: apt-get install relion")
-    from tfcryogan import cli
-    cli.import_tensorflow_quietly()
     import reconstruct
+    reconstruct.start("relion_project", "relion_refine")
     from tfcryogan import io
     marks = [float(m) for m in args.marks.split(",")]
     rows = []

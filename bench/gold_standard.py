@@ -17,7 +17,6 @@ resolution of the average against the truth.
 
 import argparse
 import os
-import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,11 +33,8 @@ def main():
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--work", default="/tmp/bench_gold")
     args = parser.parse_args()
-    if shutil.which("relion_project") is None:
-        sys.exit("RELION not found: apt-get install relion")
-    from tfcryogan import cli
-    cli.import_tensorflow_quietly()
     import reconstruct
+    reconstruct.start("relion_project")
     from tfcryogan import io
     from tfcryogan.evaluation import report
     table = []

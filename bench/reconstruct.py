@@ -30,6 +30,16 @@ SHARED = os.path.join(ROOT, "..", "shared", "data")
 DEFAULT_MAP = os.path.join(SHARED, "betagal", "betagal_3.54A.mrc")
 
 
+def start(*programs):
+    """A RELION bench's start: exit with the install hint when one of ``programs`` (e.g.
+    ``relion_refine``) is missing, then import TensorFlow without its start-up noise."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        sys.exit(f"{', '.join(missing)} not found: apt-get install relion")
+    from tfcryogan import cli
+    cli.import_tensorflow_quietly()
+
+
 def prepare(work, map_path, box, n, snr_db, shift_px, seed):
     """Make truth.mrc, poses.star and the noisy particles (RELION) in ``work``; returns paths."""
     import mrcfile
@@ -147,10 +157,7 @@ def main():
                         help="bin/train flags (default one map on all particles, as the "
                              "figures in RESULTS.md before 2026-12-05; '' for the halves)")
     args = parser.parse_args()
-    if shutil.which("relion_project") is None:
-        sys.exit("RELION not found: apt-get install relion")
-    from tfcryogan import cli
-    cli.import_tensorflow_quietly()
+    start("relion_project", "relion_reconstruct")
     star, truth = prepare(args.work, args.map, args.box, args.n, args.snr_db, args.shift_px,
                           args.seed)
     print(f"data: {args.n} particles from {args.map}, box {args.box}, {args.snr_db:g} dB, "

@@ -40,14 +40,13 @@ sys.path.insert(0, HERE)
 
 
 def ours(work, star, minutes):
-    run_dir = os.path.join(work, "cryogan")
+    """``bin/train`` (defaults: two halves) for ``minutes``: its ``initial_model.mrc`` and the
+    minutes it took."""
+    import reconstruct
     t = time.time()
-    with open(os.path.join(work, "cryogan.log"), "w", encoding="utf-8") as log:
-        subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train"), f"--particles={star}",
-                        f"--output_dir={run_dir}", "--restart", f"--max_minutes={minutes}",
-                        "--ground_truth=" + os.path.join(work, "truth.mrc")],
-                       check=True, stdout=log, stderr=subprocess.STDOUT)
-    return os.path.join(run_dir, "initial_model.mrc"), (time.time() - t) / 60.0
+    reconstruct.train_with_snapshots(work, star, minutes, 10 ** 6,
+                                     ["--ground_truth=" + os.path.join(work, "truth.mrc")])
+    return os.path.join(work, "cryogan", "initial_model.mrc"), (time.time() - t) / 60.0
 
 
 def relion_ab_initio(work, minutes, diameter):
@@ -127,11 +126,8 @@ def main():
                         help="refine on the first N particles only (0: all): a shorter bench "
                              "that still compares the three starts on the same particles")
     args = parser.parse_args()
-    if shutil.which("relion_refine") is None:
-        sys.exit("RELION not found: apt-get install relion")
-    from tfcryogan import cli
-    cli.import_tensorflow_quietly()
     import reconstruct
+    reconstruct.start("relion_project", "relion_refine")
     from tfcryogan import io
     from tfcryogan.evaluation import report
     star, truth_path = reconstruct.prepare(args.work, reconstruct.DEFAULT_MAP, 64, args.n,

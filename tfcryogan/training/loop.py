@@ -392,6 +392,19 @@ class Trainer:
         z = tf.random.stateless_normal([16, self.config.latent_dim], [self.config.seed, 555])
         return float(self.ema_generator.spread(z))
 
+    def learned_scalars(self):
+        """Each reconstruction's learned image-formation scalars (``signal_scale``,
+        ``noise_scale``, ``shift_std_A``) as floats; prefixed ``half1/``, ``half2/`` with
+        halves."""
+        out = {}
+        for r in self.reconstructions:
+            prefix = "" if len(self.reconstructions) == 1 else f"{r.name}/"
+            scales = {k: float(v) for k, v in r.image_formation.scales().items()}
+            out.update({f"{prefix}signal_scale": scales["signal_scale"],
+                        f"{prefix}noise_scale": scales["noise_scale"],
+                        f"{prefix}shift_std_A": scales["shift_std_px"] * self.data.pixel_size})
+        return out
+
     def gold_standard(self):
         """The two halves' gold-standard FSC (:func:`tfcryogan.evaluation.gold_standard.
         gold_standard`: half 2 aligned onto half 1, their average, masked and unmasked curves)."""
@@ -434,17 +447,9 @@ class Trainer:
             "figures": {k: float(v) for k, v in metrics.items()},
             "outputs": {"checkpoints": folder.file("checkpoints"), "logs": folder.file("logs")},
         }
-        for r in self.reconstructions:
-            scales = {k: float(v) for k, v in r.image_formation.scales().items()}
-            prefix = "" if len(self.reconstructions) == 1 else f"{r.name}/"
-            record["figures"].update({
-                f"{prefix}signal_scale": scales["signal_scale"],
-                f"{prefix}noise_scale": scales["noise_scale"],
-                f"{prefix}shift_std_A": scales["shift_std_px"] * d.pixel_size})
+        record["figures"].update(self.learned_scalars())
         gold = None
-        if self.split is None:
-            average = self.volume()
-        elif self.is_chief:
+        if self.split is not None and self.is_chief:
             gold = self.gold_standard()
             average = gold.average
             self._last_gold = gold.resolutions()
@@ -502,13 +507,8 @@ class Trainer:
         with self.summary_writer.as_default(step=step):
             for k, v in metrics.items():
                 tf.summary.scalar(k, v)
-            for r in self.reconstructions:
-                prefix = "" if len(self.reconstructions) == 1 else f"{r.name}/"
-                scales = r.image_formation.scales()
-                tf.summary.scalar(f"{prefix}noise_scale", scales["noise_scale"])
-                tf.summary.scalar(f"{prefix}signal_scale", scales["signal_scale"])
-                tf.summary.scalar(f"{prefix}shift_std_A",
-                                  scales["shift_std_px"] * self.data.pixel_size)
+            for k, v in self.learned_scalars().items():
+                tf.summary.scalar(k, v)
             if self._last_gold:
                 for kind, values in self._last_gold.items():
                     tf.summary.scalar(f"gold_standard/{kind}_0143_A",

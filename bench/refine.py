@@ -12,7 +12,8 @@ other on one machine:
     same minutes: its newest model;
 (c) a featureless soft sphere of the particle's size;
 
-then ``relion_refine --auto_refine --split_random_halves`` from each (``--ini_high 40``,
+then ``relion_refine_mpi --auto_refine --split_random_halves`` (``mpirun -n 3``: one process per
+half and the leader) from each (``--ini_high 40``,
 ``--firstiter_cc`` for the two that are not on RELION's greyscale, C1, the same particles). It
 prints for each: the initial model's minutes, the refinement's minutes and iterations, RELION's
 final gold-standard resolution, and the FSC 0.5 / 0.143 of the refined map against the truth
@@ -81,13 +82,18 @@ def auto_refine(work, name, reference, star, diameter, absolute_greyscale, threa
     out_dir = os.path.join(work, f"refine_{name}")
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
-    cmd = ["relion_refine", "--o", os.path.join(out_dir, "run"), "--auto_refine",
+    # --split_random_halves needs MPI: a leader and one follower per half, --j sharing the cores.
+    mpi = ["mpirun", "-n", "3", "--oversubscribe"]
+    if os.geteuid() == 0:
+        mpi.append("--allow-run-as-root")
+    cmd = mpi + ["relion_refine_mpi", "--o", os.path.join(out_dir, "run"), "--auto_refine",
            "--split_random_halves", "--i", os.path.abspath(star), "--ref", reference,
            "--ini_high", "40", "--dont_combine_weights_via_disc", "--pool", "3", "--pad", "2",
            "--ctf", "--particle_diameter", str(diameter), "--flatten_solvent", "--zero_mask",
            "--oversampling", "1", "--healpix_order", "2", "--auto_local_healpix_order", "4",
            "--offset_range", "5", "--offset_step", "2", "--sym", "C1",
-           "--low_resol_join_halves", "40", "--norm", "--scale", "--j", str(threads)]
+           "--low_resol_join_halves", "40", "--norm", "--scale",
+           "--j", str(max(1, threads // 2))]
     if not absolute_greyscale:
         cmd.append("--firstiter_cc")
     t = time.time()
@@ -127,7 +133,7 @@ def main():
                              "that still compares the three starts on the same particles")
     args = parser.parse_args()
     import reconstruct
-    reconstruct.start("relion_project", "relion_refine")
+    reconstruct.start("relion_project", "relion_refine_mpi", "mpirun")
     from tfcryogan import io
     from tfcryogan.evaluation import report
     star, truth_path = reconstruct.prepare(args.work, reconstruct.DEFAULT_MAP, 64, args.n,

@@ -91,7 +91,7 @@ def auto_refine(work, name, reference, star, diameter, absolute_greyscale, threa
            "--ini_high", "40", "--dont_combine_weights_via_disc", "--pool", "3", "--pad", "2",
            "--ctf", "--particle_diameter", str(diameter), "--flatten_solvent", "--zero_mask",
            "--oversampling", "1", "--healpix_order", "2", "--auto_local_healpix_order", "4",
-           "--offset_range", "5", "--offset_step", "2", "--sym", "C1",
+           "--offset_range", "5", "--offset_step", "2.5", "--sym", "C1",
            "--low_resol_join_halves", "40", "--norm", "--scale",
            "--j", str(max(1, threads // 2))]
     if not absolute_greyscale:

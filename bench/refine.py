@@ -168,7 +168,8 @@ def main():
         vol, _ = io.read_volume(refined)
         r = report.compare_maps(vol, truth, pixel, align=True)
         rows.append((name, initial_minutes, minutes, iterations, resolution, r))
-    print(f"\n{args.n} particles, box 64, {pixel:.3f} A/px (Nyquist {2 * pixel:.2f} A), "
+    refined_n = f", refined on the first {args.refine_n}" if args.refine_n else ""
+    print(f"\n{args.n} particles{refined_n}, box 64, {pixel:.3f} A/px (Nyquist {2 * pixel:.2f} A), "
           f"{args.snr_db:g} dB, {threads} cores")
     print(f"{'start':32s}{'initial min':>12s}{'refine min':>11s}{'iters':>6s}{'total min':>10s}"
           f"{'RELION res':>11s}{'truth FSC 0.5':>15s}{'truth 0.143':>13s}")

@@ -15,9 +15,8 @@ other on one machine:
 then ``relion_refine_mpi --auto_refine --split_random_halves`` (``mpirun -n 3``: one process per
 half and the leader) from each (``--ini_high 40``,
 ``--firstiter_cc`` for the two that are not on RELION's greyscale, C1, the same particles; local
-searches from 3.75 degrees on, since a global 3.75-degree search takes about an hour per
-iteration for 2,000 particles on 2 cores, and 3.75 degrees moves the particle's edge by 8 A, less
-than Nyquist at box 64). It
+searches from 3.75 degrees on, which move the particle's edge by 8 A, less than Nyquist at box 64,
+at a fraction of a global search's cost). It
 prints for each: the initial model's minutes, the refinement's minutes and iterations, RELION's
 final gold-standard resolution, and the FSC 0.5 / 0.143 of the refined map against the truth
 (after alignment: a pose-free start fixes neither the hand nor the frame).

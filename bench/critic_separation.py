@@ -32,6 +32,7 @@ golden-section search, since a 4% error of the scale alone moves it by 1).
   python bench/multi.py --part=coverage --box=32      # once: the data, frames and a trained run
   python bench/critic_separation.py [--steps=600] [--seed=0] [--statistic=critic|moments]
       [--learn_scales] [--candidates=answer,affine,none,trained,frames]
+      [--settings=critic_symmetry=d4,critic_channels=6]
 """
 
 import argparse
@@ -84,10 +85,12 @@ def one_frame_each(settings, name):
                         settings["mask_radius"], name=name)
 
 
-def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_steps=20000):
+def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_steps=20000,
+                      overrides=None):
     """A Trainer (in the emptied folder ``scratch``) whose generator is the candidate, linear or
     with ``discrete`` one basis volume per image (:func:`one_frame_each`), calibrated to the
-    data's SNR as a fresh run is; full resolution, particle shifts fixed at the true 2 A."""
+    data's SNR as a fresh run is; full resolution, particle shifts fixed at the true 2 A;
+    ``overrides``: further TrainConfig settings (e.g. the critic's)."""
     import multi
     from tfcryogan.models.generator import build_generator
     from tfcryogan.training import loop
@@ -95,7 +98,7 @@ def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_
     shutil.rmtree(scratch, ignore_errors=True)
     config = TrainConfig(particles=data.path, output_dir=scratch, latent_dim=len(basis),
                          seed=seed, lowpass_start=0.0, learn_shift=False, shift_std_A=2.0,
-                         max_steps=max_steps)
+                         max_steps=max_steps, **(overrides or {}))
     trainer = loop.Trainer(config, data, log=lambda line: None,
                            make_generator=one_frame_each if discrete else build_generator)
     multi.set_linear_model(trainer.generator, template, basis)
@@ -103,11 +106,13 @@ def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_
     return trainer
 
 
-def separation(data, template, basis, steps, seed, scratch, discrete=False, learn_scales=False):
+def separation(data, template, basis, steps, seed, scratch, discrete=False, learn_scales=False,
+               overrides=None):
     """Train a fresh critic against the fixed candidate (linear, or with ``discrete`` one basis
     volume per image, :func:`one_frame_each`) and the real particles ``data``; returns the mean
     and standard error of its Wasserstein estimate over the last half of ``steps``."""
-    trainer = candidate_trainer(data, template, basis, seed, scratch, discrete, max_steps=steps)
+    trainer = candidate_trainer(data, template, basis, seed, scratch, discrete, max_steps=steps,
+                                overrides=overrides)
     if learn_scales:  # the candidate's volumes stay as they are, its signal and noise scales learn
         trainer.generator.trainable = False
     else:  # the candidate stays as it is, at the calibrated scales
@@ -181,6 +186,22 @@ def moment_separation(data, real, template, basis, seed, scratch, discrete=False
     return (fa, a) if fa < fb else (fb, b)
 
 
+def parse_settings(text):
+    """``"key=value,key=value"`` -> TrainConfig overrides, each value converted to its default's
+    type; exits with a one-line error on an unknown key."""
+    import dataclasses
+    from tfcryogan.training.config import TrainConfig
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            sys.exit(f"error: --settings: unknown setting {key!r}")
+        kind = type(fields[key].default)
+        out[key] = (value.lower() in ("1", "true")) if kind is bool else kind(value)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/bench_multi")
@@ -193,7 +214,11 @@ def main():
     parser.add_argument("--learn_scales", action="store_true",
                         help="critic: the candidate's signal and noise scales learn as in training "
                              "(its volumes stay fixed)")
+    parser.add_argument("--settings", default="",
+                        help="critic: further training settings of the fresh critic's run, "
+                             "e.g. critic_symmetry=d4,critic_channels=6")
     args = parser.parse_args()
+    overrides = parse_settings(args.settings)
     coverage = os.path.join(args.work, "coverage")
     star = os.path.join(coverage, "particles.star")
     export_dir = os.path.join(coverage, "export", "adk")
@@ -235,7 +260,8 @@ def main():
     for name in chosen:
         print(f"  {name}: training a fresh critic for {args.steps} steps", flush=True)
         results[name] = separation(data, *candidates[name], args.steps, args.seed, scratch,
-                                   discrete=name == "frames", learn_scales=args.learn_scales)
+                                   discrete=name == "frames", learn_scales=args.learn_scales,
+                                   overrides=overrides)
     print(f"critic's Wasserstein estimate against the real particles ({star}), mean of the last "
           f"{args.steps // 2} of {args.steps} steps (0: indistinguishable):")
     for name, (m, se) in results.items():

@@ -42,39 +42,3 @@ def test_group_feature_spread_is_the_standard_deviation_of_learned_features():
     np.testing.assert_allclose(out[0, 7:], h[:3].std(axis=0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out[:3, 7:], np.tile(out[:1, 7:], (3, 1)))
     assert np.all(out[3:, 7:] < 1e-3)
-
-
-def _turned(images, k, mirror):
-    """``images [B, N, N]`` (even ``N``) turned by ``k`` x 90 degrees about the image centre
-    (pixel ``N / 2``, RELION's), after a mirror if ``mirror``: pixels 1..N-1 permuted; the first
-    row and column (no partner about the centre) are filled with new values."""
-    inner = images[:, 1:, 1:]
-    if mirror:
-        inner = inner[:, :, ::-1]
-    out = np.random.default_rng(k + 10 * mirror).normal(size=images.shape).astype(np.float32)
-    out[:, 1:, 1:] = np.rot90(inner, k, axes=(1, 2))
-    return out
-
-
-def test_d4_critic_is_invariant_to_turns_and_mirrors_about_the_image_centre():
-    """With ``symmetry="d4"`` every turn by 90 degrees and every mirror image (about pixel N/2)
-    gets the score of the original image, with and without minibatch statistics; the plain
-    critic's scores change (so the check can fail)."""
-    rng = np.random.default_rng(2)
-    images = rng.normal(size=(8, 16, 16)).astype(np.float32)
-    images[:, 4:9, 6:8] += 3.0  # an asymmetric blob, off centre
-    for group in (0, 4):
-        critic = build_critic(16, 4, group, False, symmetry="d4")
-        base = critic(images).numpy()
-        for k in range(4):
-            for mirror in (False, True):
-                np.testing.assert_allclose(critic(_turned(images, k, mirror)).numpy(), base,
-                                           rtol=1e-4, atol=1e-5)
-    plain = build_critic(16, 4, 0, False)
-    base = plain(images).numpy()
-    assert np.max(np.abs(plain(_turned(images, 1, True)).numpy() - base)) > 1e-3
-
-
-def test_unknown_critic_symmetry_is_refused():
-    with np.testing.assert_raises(ValueError):
-        build_critic(16, 4, 0, False, symmetry="c8")

@@ -5,8 +5,6 @@ import math
 import keras
 import tensorflow as tf
 
-from tfcryogan.physics import fourier
-
 
 class GroupFeatureSpread(keras.layers.Layer):
     """Minibatch statistics (StyleGAN's minibatch standard deviation, per learned feature).
@@ -47,55 +45,6 @@ class GroupFeatureSpread(keras.layers.Layer):
         return {**super().get_config(), "group": self.group, "statistics": self.statistics}
 
 
-class DihedralOrbit(keras.layers.Layer):
-    """``[B, N, N]`` -> ``[8B, M, M, 1]``: the 8 copies of each image under the dihedral group D4
-    (turns by multiples of 90 degrees, each mirrored or not) about the image centre
-    (:func:`tfcryogan.physics.fourier.image_origin`), copy-major (``[g0 x B, g1 x B, ...]``).
-
-    The images are first cropped to the largest odd square centred on the image centre
-    (``M = N - 1`` for even ``N``), so that every copy is an exact permutation of pixels about
-    that centre, as a turn of the particle is."""
-
-    def __init__(self, box, **kwargs):
-        super().__init__(**kwargs)
-        self.box = int(box)
-        origin = fourier.image_origin(self.box)
-        half = min(origin, self.box - 1 - origin)
-        self.start, self.size = origin - half, 2 * half + 1
-
-    def call(self, images):
-        s, m = self.start, self.size
-        x = images[:, s:s + m, s:s + m, None]
-        t = tf.transpose(x, [0, 2, 1, 3])
-        # The 8 elements of D4 as flips of the image and of its transpose (no control flow).
-        return tf.concat([x, tf.reverse(x, [1]), tf.reverse(x, [2]), tf.reverse(x, [1, 2]),
-                          t, tf.reverse(t, [1]), tf.reverse(t, [2]), tf.reverse(t, [1, 2])],
-                         axis=0)
-
-    def get_config(self):
-        return {**super().get_config(), "box": self.box}
-
-
-class OrbitMean(keras.layers.Layer):
-    """``[K * B, F]`` copy-major features -> ``[B, F]`` float32: the mean over each image's ``K``
-    copies, a function of the image that is exactly invariant to the copies' group."""
-
-    def __init__(self, copies, **kwargs):
-        super().__init__(**kwargs)
-        self.copies = int(copies)
-
-    def call(self, features):
-        f = tf.cast(features, tf.float32)
-        return tf.reduce_mean(tf.reshape(f, [self.copies, -1, f.shape[-1]]), axis=0)
-
-    def get_config(self):
-        return {**super().get_config(), "copies": self.copies}
-
-
-#: Critic symmetries: "none", or "d4" (invariant to 90-degree turns and mirroring).
-CRITIC_SYMMETRIES = ("none", "d4")
-
-
 #: Channels of the critic's widest stages (they double per stage up to this).
 MAX_CHANNELS = 256
 
@@ -109,7 +58,7 @@ def defocus_condition(ctf_rows):
 
 
 def build_critic(box, base_channels, batch_statistics_group, mixed_precision, conditioned=False,
-                 symmetry="none", name="critic"):
+                 name="critic"):
     """A convolutional critic for ``box x box`` images, width and depth scaled with the box.
 
     ``log2(box / 2)`` stages (at least 2), each a 4x4 stride-2 convolution and LeakyReLU(0.2)
@@ -135,13 +84,8 @@ def build_critic(box, base_channels, batch_statistics_group, mixed_precision, co
     """
     stages = max(2, int(math.floor(math.log2(box / 2.0))))
     policy = keras.DTypePolicy("mixed_float16" if mixed_precision else "float32")
-    if symmetry not in CRITIC_SYMMETRIES:
-        raise ValueError(f"critic symmetry {symmetry!r}: expected one of {CRITIC_SYMMETRIES}")
     images = keras.Input(shape=(box, box), name="images")
-    if symmetry == "d4":
-        x = DihedralOrbit(box, name="orbit", dtype=policy)(images)
-    else:
-        x = keras.layers.Reshape((box, box, 1), dtype=policy)(images)
+    x = keras.layers.Reshape((box, box, 1), dtype=policy)(images)
     channels = base_channels
     for i in range(stages):
         x = keras.layers.Conv2D(channels, 4, strides=2, padding="same", name=f"down{i}",
@@ -149,8 +93,6 @@ def build_critic(box, base_channels, batch_statistics_group, mixed_precision, co
         x = keras.layers.LeakyReLU(0.2, dtype=policy)(x)
         channels = min(2 * channels, MAX_CHANNELS)
     x = keras.layers.Flatten(dtype=policy)(x)
-    if symmetry == "d4":
-        x = OrbitMean(8, name="orbit_mean")(x)
     if batch_statistics_group > 0:
         x = GroupFeatureSpread(batch_statistics_group, name="batch_statistics")(x)
     score = keras.layers.Dense(1, name="score", dtype="float32")(x)

@@ -184,10 +184,6 @@ class TrainConfig:
     critic_channels: int = setting(
         16, "Channels of the critic's first stage (doubling per stage).", flag=False,
         check=at_least(1), fixed=True)
-    critic_symmetry: str = setting(
-        "none", "Group the critic's score is invariant to by construction: 'd4' averages its "
-        "features over each image's 90-degree turns and mirror images (8x the critic's cost).",
-        flag=False, choices=("none", "d4"), fixed=True)
     critic_batch_statistics: int = setting(
         -1, "Images per group of the critic's minibatch statistics (0: none); -1: 8 for "
         "Multi-CryoGAN, none for CryoGAN (see batch_statistics_group).", flag=False,

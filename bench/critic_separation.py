@@ -187,18 +187,22 @@ def moment_separation(data, real, template, basis, seed, scratch, discrete=False
 
 
 def parse_settings(text):
-    """``"key=value,key=value"`` -> TrainConfig overrides, each value converted to its default's
-    type; exits with a one-line error on an unknown key."""
+    """``"key=value,key=value"`` -> TrainConfig overrides, each value converted to its field's
+    type (:func:`tfcryogan.training.config.value_type`); exits with a one-line error on an
+    unknown key or a value of the wrong type (the Trainer checks the values themselves)."""
     import dataclasses
-    from tfcryogan.training.config import TrainConfig
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    from tfcryogan.training import config
+    fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
     out = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
         if key not in fields:
             sys.exit(f"error: --settings: unknown setting {key!r}")
-        kind = type(fields[key].default)
-        out[key] = (value.lower() in ("1", "true")) if kind is bool else kind(value)
+        kind = config.value_type(fields[key])
+        try:
+            out[key] = (value.lower() in ("1", "true")) if kind is bool else kind(value)
+        except ValueError:
+            sys.exit(f"error: --settings: {key}={value!r} expected {kind.__name__}")
     return out
 
 

@@ -99,3 +99,47 @@ def test_build_generator_reads_the_run_settings():
                           "g")
     assert (gen.box, gen.latent_dim, gen.symmetry, gen.mask_radius, gen.name) == \
         (12, 2, "C2", 0.4, "g")
+
+
+def _blobs(n, centres, sigma=1.6):
+    """Sum of Gaussian blobs at ``centres`` (voxels, [z, y, x] about the box centre n // 2)."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) - n // 2] * 3, indexing="ij"), -1)
+    return sum(np.exp(-((grid - c) ** 2).sum(-1) / (2 * sigma ** 2))
+               for c in np.asarray(centres, float)).astype(np.float32)
+
+
+def test_rigid_free_basis_removes_whole_particle_turns_and_shifts():
+    """The template's small turn (2 degrees about x) and shift (0.2 voxel) lie in the span of
+    rigid_motion_basis; a local change (one blob moving against the others) mostly does not. A
+    rigid_free generator's basis volumes are orthogonal to that span; the plain one's are not."""
+    from tfcryogan.models.generator import rigid_motion_basis, support_mask
+    n = 20
+    centres = np.random.default_rng(1).uniform(-5.0, 5.0, (8, 3))
+    template = _blobs(n, centres)
+    a = np.radians(2.0)
+    turn = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    changes = {"turn": _blobs(n, centres @ turn.T) - template,
+               "shift": _blobs(n, centres + [0.0, 0.2, 0.0]) - template,
+               "local": _blobs(n, centres + np.eye(8, 3)[:, ::-1] * 0.4 * (np.arange(8) < 1)[:, None])
+               - template}
+    mask = support_mask(n, 0.45)
+    q = rigid_motion_basis(template, mask).numpy()
+    np.testing.assert_allclose(q @ q.T, np.eye(6), atol=1e-4)
+    share = {k: float(np.sum((q @ d.ravel()) ** 2) / np.sum(d ** 2)) for k, d in changes.items()}
+    assert share["turn"] > 0.95 and share["shift"] > 0.95, share
+    assert share["local"] < 0.6, share
+    for rigid_free, expect_free in ((True, True), (False, False)):
+        gen = ConformationGenerator(n, 3, "C1", 0.45, rigid_free=rigid_free)
+        gen(tf.zeros([1, 3]))
+        gen.template.assign(template)
+        gen.basis.assign(np.stack([changes["turn"], changes["shift"], changes["local"]]) * 10)
+        volumes = gen.basis_volumes().numpy()
+        np.testing.assert_allclose(volumes[0], template * mask.numpy(), atol=1e-6)
+        flat = volumes[1:].reshape(3, -1)
+        q = rigid_motion_basis(volumes[0], mask).numpy()
+        inside = np.sum((flat @ q.T) ** 2, axis=1) / np.sum(flat ** 2, axis=1)
+        if expect_free:
+            assert inside.max() < 1e-5, inside
+            assert np.linalg.norm(flat[2]) > 0.4 * np.linalg.norm(changes["local"] * 10)
+        else:
+            assert inside[:2].min() > 0.95, inside

@@ -90,31 +90,6 @@ def random_basis_volumes(count, box, mask_radius, seed, scale=BASIS_START_SCALE)
     return tf.stack(volumes)
 
 
-def rigid_motion_basis(volume, mask):
-    """Orthonormal basis of the six infinitesimal rigid motions of a density.
-
-    The motions are the three translations (the gradients of ``volume`` along z, y, x, by central
-    differences) and the three rotations about the box centre ``N // 2`` (RELION's origin):
-    ``x_j d_k v - x_k d_j v``. Each is multiplied by ``mask`` (so their span stays inside the
-    support) before the QR decomposition.
-
-    Args:
-      volume: ``[N, N, N]`` float32 density ``[z, y, x]``.
-      mask: ``[N, N, N]`` float32 support (1 inside).
-    Returns:
-      ``[6, N^3]`` float32 with orthonormal rows (flattened volumes).
-    """
-    v = tf.convert_to_tensor(volume, tf.float32)
-    n = v.shape[0]
-    grads = [(tf.roll(v, -1, axis) - tf.roll(v, 1, axis)) / 2.0 for axis in range(3)]
-    c = tf.range(n, dtype=tf.float32) - float(n // 2)
-    coords = tf.meshgrid(c, c, c, indexing="ij")
-    rotations = [coords[j] * grads[k] - coords[k] * grads[j] for j, k in ((1, 2), (2, 0), (0, 1))]
-    directions = tf.reshape(tf.stack(grads + rotations) * mask, [6, -1])
-    q, _ = tf.linalg.qr(tf.transpose(directions))
-    return tf.transpose(q)
-
-
 def volume_spread(volumes):
     """How much ``[B, N, N, N]`` volumes differ: the rms deviation from their mean volume over the
     rms of that mean (scalar float32; 0 for identical volumes)."""
@@ -131,18 +106,13 @@ class ConformationGenerator(keras.Model):
       latent_dim: size of ``z``; 0 for a single volume (CryoGAN).
       symmetry: ``C1``, ``Cn`` or ``Dn`` (RELION's axes).
       mask_radius: support radius as a fraction of the box.
-      rigid_free: the basis volumes are kept orthogonal to the template's six rigid motions
-        (:func:`rigid_motion_basis`): a shift or turn of the whole particle that comes with the
-        conformation cannot show in images of uniformly random pose, so the variation should not
-        spend itself on one.
     Call:
       ``z`` ``[B, latent_dim]`` float32 -> ``[B, N, N, N]`` float32 volumes (``[1, N, N, N]`` when
       ``latent_dim == 0``: one volume for all images).
     """
 
-    def __init__(self, box, latent_dim, symmetry, mask_radius, rigid_free=False, **kwargs):
+    def __init__(self, box, latent_dim, symmetry, mask_radius, **kwargs):
         super().__init__(**kwargs)
-        self.rigid_free = bool(rigid_free)
         self.box = int(box)
         self.latent_dim = int(latent_dim)
         self.symmetry = str(symmetry)
@@ -159,14 +129,8 @@ class ConformationGenerator(keras.Model):
         raw = self.template[None]
         if self.latent_dim:
             raw = tf.concat([raw, self.basis], axis=0)
-        mask = support_mask(self.box, self.mask_radius)
-        volumes = symmetry_lib.symmetrize(raw, self.symmetry) * mask
-        if not (self.latent_dim and self.rigid_free):
-            return volumes
-        q = tf.stop_gradient(rigid_motion_basis(volumes[0], mask))
-        flat = tf.reshape(volumes[1:], [self.latent_dim, -1])
-        free = flat - tf.matmul(tf.matmul(flat, q, transpose_b=True), q)
-        return tf.concat([volumes[:1], tf.reshape(free, tf.shape(volumes[1:]))], axis=0)
+        return symmetry_lib.symmetrize(raw, self.symmetry) * support_mask(self.box,
+                                                                           self.mask_radius)
 
     def coefficients(self, z):
         """``[B, 1 + K]`` coefficients of :meth:`basis_volumes` for codes ``z`` ``[B, K]``: 1 for
@@ -195,7 +159,7 @@ class ConformationGenerator(keras.Model):
 
     def get_config(self):
         return {"box": self.box, "latent_dim": self.latent_dim, "symmetry": self.symmetry,
-                "mask_radius": self.mask_radius, "rigid_free": self.rigid_free, "name": self.name}
+                "mask_radius": self.mask_radius, "name": self.name}
 
 
 def build_generator(settings, name):
@@ -203,5 +167,4 @@ def build_generator(settings, name):
     ``latent_dim``, ``symmetry`` and ``mask_radius``: ``run.json``'s ``settings``), named
     ``name``. Training and export build their generators here, so both read them alike."""
     return ConformationGenerator(settings["box"], settings["latent_dim"], settings["symmetry"],
-                                 settings["mask_radius"],
-                                 rigid_free=settings.get("rigid_free", False), name=name)
+                                 settings["mask_radius"], name=name)

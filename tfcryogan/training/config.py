@@ -108,9 +108,6 @@ class TrainConfig:
         0, "0: one map (CryoGAN). > 0: continuous conformations (Multi-CryoGAN) with this many "
         "latent dimensions: a generator z -> map that bin/export makes a SavedModel.",
         check=at_least(0), fixed=True)
-    rigid_free: bool = setting(
-        False, "Multi-CryoGAN: keep the learned variation orthogonal to shifts and turns of the "
-        "whole particle (which images at random poses cannot show).", fixed=True)
     half_maps: bool = setting(
         True, "CryoGAN: train two independent maps on the two halves of the particles "
         "(RELION's rlnRandomSubset, or a seeded random split) and report their gold-standard "
@@ -143,10 +140,6 @@ class TrainConfig:
         4.0, "Coarse to fine: the critic first sees images Gaussian low-passed to this width "
         "(cycles per box), relaxed to no filter over most of the run. 0 starts at full "
         "resolution, e.g. from a good --initial_volume.", check=at_least(0))
-    lowpass_growth: str = setting(
-        "linear", "How the low-pass width grows: 'linear' in cycles per box, or 'geometric' "
-        "(each doubling of resolution takes the same share of the run).",
-        choices=("linear", "geometric"))
     shift_std_A: float = setting(
         -1.0, "Starting spread (A, per axis) of the simulated particles' shifts; it is learned. "
         "Set it to the particles' centring error if you know it. Negative: one pixel.")

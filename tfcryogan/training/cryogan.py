@@ -69,11 +69,7 @@ class CryoGAN(keras.Model):
         if start <= 0:
             return tf.constant(0.0)
         t = self.progress.value / fraction
-        end = self.box / 2.0
-        if self.config.lowpass_growth == "geometric":
-            sigma = start * tf.pow(end / start, t)
-        else:
-            sigma = start + t * (end - start)
+        sigma = start + t * (self.box / 2.0 - start)
         return tf.where(t < 1.0, sigma, 0.0)
 
     def critic_of(self, ctf):

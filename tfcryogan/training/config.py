@@ -140,11 +140,6 @@ class TrainConfig:
         4.0, "Coarse to fine: the critic first sees images Gaussian low-passed to this width "
         "(cycles per box), relaxed to no filter over most of the run. 0 starts at full "
         "resolution, e.g. from a good --initial_volume.", check=at_least(0))
-    lowres_share: float = setting(
-        0.0, "Share of each batch that the critic sees low-passed to --lowres_sigma for the "
-        "whole run (0: none).", check=at_least(0))
-    lowres_sigma: float = setting(
-        5.0, "Width (cycles per box) of the --lowres_share low-pass.", check=positive)
     shift_std_A: float = setting(
         -1.0, "Starting spread (A, per axis) of the simulated particles' shifts; it is learned. "
         "Set it to the particles' centring error if you know it. Negative: one pixel.")

@@ -81,21 +81,8 @@ class CryoGAN(keras.Model):
         return lambda images: self.critic([images, condition], training=True)
 
     def preprocess(self, images):
-        """What the critic sees: low-passed (per the schedule), per-image normalised images.
-
-        With ``lowres_share > 0`` the first ``lowres_share`` of each batch is low-passed to at
-        most ``lowres_sigma`` for the whole run (real and simulated alike), so the critic keeps
-        judging the low-resolution shape after the schedule's low-pass is gone."""
-        sigma = self.lowpass_sigma()
-        share = self.config.lowres_share
-        if share <= 0:
-            return fourier.normalize_images(fourier.gaussian_lowpass(images, sigma))
-        floor = self.config.lowres_sigma
-        low_sigma = tf.where(sigma > 0, tf.minimum(sigma, floor), floor)
-        m = tf.cast(tf.round(tf.cast(tf.shape(images)[0], tf.float32) * share), tf.int32)
-        return fourier.normalize_images(tf.concat(
-            [fourier.gaussian_lowpass(images[:m], low_sigma),
-             fourier.gaussian_lowpass(images[m:], sigma)], axis=0))
+        """What the critic sees: low-passed (per the schedule), per-image normalised images."""
+        return fourier.normalize_images(fourier.gaussian_lowpass(images, self.lowpass_sigma()))
 
     def simulate(self, ctf, seed, patches=None, spectrum=None, global_batch=None):
         """This replica's simulated images of the trained generator

@@ -35,6 +35,7 @@ sys.path.insert(0, HERE)
 def critic_estimate(data, volume, steps, lowpass, shift_A, seed):
     """Mean and standard error of a fresh critic's Wasserstein estimate over the last half of
     ``steps``, against ``volume`` (``[N, N, N]`` on ``data``'s grid, held fixed)."""
+    import critic_separation
     from tfcryogan.training import loop
     from tfcryogan.training.config import TrainConfig
     scratch = tempfile.mkdtemp(prefix="critic_rank_")
@@ -47,12 +48,9 @@ def critic_estimate(data, volume, steps, lowpass, shift_A, seed):
         trainer.calibrate_scales()
         trainer.g_optimizer.learning_rate.assign(0.0)  # the map stays as it is
         # progress stays 0 (it is set only by the training loop): the low-pass keeps its width.
-        batches = trainer.batches(0)
-        w = np.array([float(trainer.step(next(batches))["wasserstein"]) for _ in range(steps)])
+        return critic_separation.wasserstein_estimate(trainer, steps)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    tail = w[steps // 2:]
-    return float(tail.mean()), float(tail.std() / np.sqrt(len(tail)))
 
 
 def spearman(a, b):
@@ -77,7 +75,6 @@ def main():
     cli.import_tensorflow_quietly()
     import ab_initio_race
     from tfcryogan import data as data_lib, io
-    from tfcryogan.physics import fourier
     truth, truth_pixel = io.read_volume(args.truth)
     data = data_lib.load_particles(args.particles, box=args.box)
     shift_A = args.shift_px * data.pixel_size_in
@@ -85,10 +82,7 @@ def main():
           f"({data.pixel_size:.2f} A/px), critic low-pass {args.lowpass:g}, {args.steps} steps")
     w, res = [], []
     for path in args.maps:
-        vol, voxel = io.read_volume(path)
-        if vol.shape[0] != args.box or abs((voxel or data.pixel_size) - data.pixel_size) > 1e-3:
-            vol = fourier.resample_volume(vol, voxel or data.pixel_size, data.pixel_size,
-                                          args.box).numpy()
+        vol = data_lib.on_training_grid(*io.read_volume(path), data, path)
         mean, se = critic_estimate(data, vol, args.steps, args.lowpass, shift_A, args.seed)
         fsc = ab_initio_race.score(path, truth, truth_pixel, {})
         w.append(mean)

@@ -117,6 +117,15 @@ def separation(data, template, basis, steps, seed, scratch, discrete=False, lear
         trainer.generator.trainable = False
     else:  # the candidate stays as it is, at the calibrated scales
         trainer.g_optimizer.learning_rate.assign(0.0)
+    result = wasserstein_estimate(trainer, steps)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def wasserstein_estimate(trainer, steps):
+    """Run ``steps`` training steps of ``trainer`` (whose candidate is held as the caller set it)
+    and return the mean and standard error of the critic's Wasserstein estimate over the last
+    half; prints the running estimate every 100 steps."""
     batches = trainer.batches(0)
     w = []
     for i in range(steps):
@@ -124,7 +133,6 @@ def separation(data, template, basis, steps, seed, scratch, discrete=False, lear
         if (i + 1) % 100 == 0:
             print(f"    step {i + 1}/{steps}: W {np.mean(w[-100:]):.3f}", flush=True)
     tail = np.array(w[steps // 2:])
-    shutil.rmtree(scratch, ignore_errors=True)
     return float(tail.mean()), float(tail.std() / np.sqrt(len(tail)))
 
 

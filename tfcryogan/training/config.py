@@ -177,14 +177,6 @@ class TrainConfig:
         False, "The critic is conditioned on each image's defocus (projection term), and the "
         "simulated images of its updates take the real images' own CTF rows.", flag=False,
         fixed=True)
-    lowres_critic_box: int = setting(
-        0, "A second critic, on the images Fourier-cropped to this box (per-image normalised, "
-        "no low-pass schedule), trained alongside the main one for the whole run; the volume "
-        "update adds its generator loss times lowres_critic_weight. 0: none.", flag=False,
-        check=at_least(0), fixed=True)
-    lowres_critic_weight: float = setting(
-        1.0, "Weight of the low-resolution critic's generator loss.", flag=False,
-        check=at_least(0))
     jit_compile: bool = setting(
         False, "Compile each replica's adversarial step with XLA.", flag=False)
     beta_1: float = setting(0.5, "Adam beta_1 of both optimisers.", flag=False)

@@ -30,12 +30,10 @@ class CryoGAN(keras.Model):
         weights (the output map), or None.
     """
 
-    def __init__(self, generator, critic, image_formation, config, ema_generator=None,
-                 lowres_critic=None, **kwargs):
+    def __init__(self, generator, critic, image_formation, config, ema_generator=None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.critic = critic
-        self.lowres_critic = lowres_critic
         self.image_formation = image_formation
         self.ema_generator = ema_generator
         self.config = config
@@ -50,11 +48,10 @@ class CryoGAN(keras.Model):
         self.progress = self.add_weight(shape=(), initializer="zeros", name="progress",
                                         trainable=False)
 
-    def compile(self, d_optimizer, g_optimizer, lowres_optimizer=None):  # pylint: disable=arguments-differ
+    def compile(self, d_optimizer, g_optimizer):  # pylint: disable=arguments-differ
         super().compile()
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
-        self.lowres_optimizer = lowres_optimizer
 
     # ------------------------------------------------------------------ pieces of the step
     def generator_variables(self):
@@ -86,26 +83,6 @@ class CryoGAN(keras.Model):
     def preprocess(self, images):
         """What the critic sees: low-passed (per the schedule), per-image normalised images."""
         return fourier.normalize_images(fourier.gaussian_lowpass(images, self.lowpass_sigma()))
-
-    def lowres_view(self, images):
-        """What the low-resolution critic sees: images Fourier-cropped to ``lowres_critic_box``,
-        per-image normalised."""
-        return fourier.normalize_images(
-            fourier.fourier_crop(images, self.config.lowres_critic_box))
-
-    def lowres_critic_update(self, real_raw, fake_raw, epsilon):
-        """One update of the low-resolution critic (WGAN-GP) on raw real / simulated images."""
-        g = self.global_batch
-        real = self.lowres_view(real_raw)
-        fake = tf.stop_gradient(self.lowres_view(fake_raw))
-        critic = lambda images: self.lowres_critic(images, training=True)
-        with tf.GradientTape() as tape:
-            loss = losses.critic_loss(critic(real), critic(fake), g)
-            loss += self.config.gp_weight * losses.gradient_penalty(critic, real, fake, epsilon, g)
-        variables = self.lowres_critic.trainable_variables
-        grads = tape.gradient(loss, variables)
-        self.lowres_optimizer.apply_gradients(zip(grads, variables))
-        return loss
 
     def simulate(self, ctf, seed, patches=None, spectrum=None, global_batch=None):
         """This replica's simulated images of the trained generator
@@ -141,9 +118,8 @@ class CryoGAN(keras.Model):
             draw, mix = tf.unstack(tf.random.experimental.stateless_split(seeds[i], 2))
             real = self.preprocess(data["real"][:, i])
             sim_ctf = data["real_ctf"][:, i] if conditioned else data["ctf"][:, i]
-            fake_raw = tf.stop_gradient(
-                self.simulate(sim_ctf, draw, patches_at(i), spectrum=spectrum))
-            fake = self.preprocess(fake_raw)
+            fake = tf.stop_gradient(self.preprocess(
+                self.simulate(sim_ctf, draw, patches_at(i), spectrum=spectrum)))
             epsilon = replica_slice(tf.random.stateless_uniform([g], mix), g)
             critic = self.critic_of(sim_ctf)
             every = self.config.penalty_every
@@ -160,8 +136,6 @@ class CryoGAN(keras.Model):
                 scaled = self.d_optimizer.scale_loss(d_loss)
             grads = tape.gradient(scaled, self.critic.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
-            if self.lowres_critic is not None:
-                self.lowres_critic_update(data["real"][:, i], fake_raw, epsilon)
 
         # Generator update: gradients reach the volume through projection, CTF and noise scaling.
         variables = self.generator_variables()
@@ -172,12 +146,9 @@ class CryoGAN(keras.Model):
             gen_patches = tf.reshape(patches[:, self.n_critic + 1 - k:],
                                      [-1, self.box, self.box])
         with tf.GradientTape() as tape:
-            fake_raw = self.simulate(ctf, seeds[self.n_critic], gen_patches, global_batch=g * k)
-            fake = self.preprocess(fake_raw)
+            fake = self.preprocess(
+                self.simulate(ctf, seeds[self.n_critic], gen_patches, global_batch=g * k))
             g_loss = losses.generator_loss(self.critic_of(ctf)(fake), g * k)
-            if self.lowres_critic is not None:
-                g_loss += self.config.lowres_critic_weight * losses.generator_loss(
-                    self.lowres_critic(self.lowres_view(fake_raw), training=True), g * k)
             if self.generator.latent_dim:
                 # Keep generated densities non-negative (the template is clipped; its
                 # combinations with the basis are penalised).

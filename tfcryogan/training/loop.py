@@ -72,8 +72,6 @@ class Reconstruction:
     model: object = None
     d_optimizer: object = None
     g_optimizer: object = None
-    lowres_critic: object = None
-    lowres_optimizer: object = None
 
 
 def load_inputs(config, log=_stderr):
@@ -205,15 +203,9 @@ class Trainer:
                     r.data.box, r.data.pixel_size, noise_model,
                     shift_std_px=c.shift_std(r.data.pixel_size) / r.data.pixel_size,
                     learn_shift=c.learn_shift)
-                r.lowres_critic = r.lowres_optimizer = None
-                if c.lowres_critic_box:
-                    r.lowres_critic = build_critic(c.lowres_critic_box, c.critic_channels, 0,
-                                                   c.mixed_precision, name="lowres_critic")
-                    r.lowres_optimizer = keras.optimizers.Adam(c.critic_lr, beta_1=c.beta_1,
-                                                               beta_2=c.beta_2)
                 r.model = CryoGAN(r.generator, r.critic, r.image_formation,
                                   dataclasses.replace(c, seed=r.seed),
-                                  ema_generator=r.ema_generator, lowres_critic=r.lowres_critic)
+                                  ema_generator=r.ema_generator)
                 z = tf.zeros([1, c.latent_dim])
                 r.generator(z)
                 r.ema_generator(z)
@@ -230,13 +222,11 @@ class Trainer:
                 if c.mixed_precision:  # float16 critic: dynamic loss scaling for both updates
                     r.d_optimizer = keras.optimizers.LossScaleOptimizer(r.d_optimizer)
                     r.g_optimizer = keras.optimizers.LossScaleOptimizer(r.g_optimizer)
-                r.model.compile(r.d_optimizer, r.g_optimizer, r.lowres_optimizer)
-                extra = {} if r.lowres_critic is None else {
-                    "lowres_critic": r.lowres_critic, "lowres_optimizer": r.lowres_optimizer}
+                r.model.compile(r.d_optimizer, r.g_optimizer)
                 parts[r.name] = tf.train.Checkpoint(
                     generator=r.generator, ema_generator=r.ema_generator, critic=r.critic,
                     image_formation=r.image_formation, step=r.model.step,
-                    d_optimizer=r.d_optimizer, g_optimizer=r.g_optimizer, **extra)
+                    d_optimizer=r.d_optimizer, g_optimizer=r.g_optimizer)
         self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_folder.checkpoint_dir,
                                                   max_to_keep=2)
@@ -342,8 +332,6 @@ class Trainer:
             1.0 + np.cos(np.pi * progress))
         for r in self.reconstructions:
             r.d_optimizer.learning_rate.assign(c.critic_lr * f)
-            if r.lowres_optimizer is not None:
-                r.lowres_optimizer.learning_rate.assign(c.critic_lr * f)
             r.g_optimizer.learning_rate.assign(c.generator_lr * f)
             r.model.progress.assign(progress)
 

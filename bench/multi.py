@@ -410,45 +410,69 @@ def export_and_sample(run_dir, export_dir, samples_dir, n, *sample_flags):
                     f"--output_dir={samples_dir}", *sample_flags], check=True)
 
 
-def coverage(args):
-    from tfcryogan import cli
-    cli.import_tensorflow_quietly()
+def coverage_data(args):
+    """The coverage data set of ``args.dataset`` (made on first use in its work folder): frames
+    (``--frames`` maps along the motion) and ``bin/simulate``'s particles from them. Returns a
+    dict: ``dataset``, ``work``, ``frames`` (folder), ``star``, ``pixel`` (A), ``threshold`` (A)."""
     dataset = DATASETS[args.dataset]
     pixel = args.pixel or dataset["pixel"]
-    threshold = args.threshold_A or dataset["threshold_A"]
     work = os.path.join(args.work, dataset["folder"])
     frames = os.path.join(work, "frames")
     star = os.path.join(work, "particles.star")
-    samples = os.path.join(work, "samples")
-    py = sys.executable
+    if not os.path.exists(star):
+        dataset["make"](frames, args.frames, args.box, pixel, 2.5 * pixel)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bin", "simulate"),
+                        f"--volume={frames}", f"--n_particles={args.n}",
+                        f"--snr_db={args.snr_db}", "--shift_std_A=2", "--ctf_from=" + os.path.join(
+                            SHARED, "betagal", "empiar10061_ctf_per_micrograph.txt"),
+                        f"--output={star}"], check=True)
+    return {"dataset": dataset, "work": work, "frames": frames, "star": star, "pixel": pixel,
+            "threshold": args.threshold_A or dataset["threshold_A"]}
+
+
+def coverage(args):
+    from tfcryogan import cli
+    cli.import_tensorflow_quietly()
+    data = coverage_data(args)
+    samples = os.path.join(data["work"], "samples")
     if not args.evaluate_only:
-        if not os.path.exists(star):
-            dataset["make"](frames, args.frames, args.box, pixel, 2.5 * pixel)
-            subprocess.run([py, os.path.join(ROOT, "bin", "simulate"), f"--volume={frames}",
-                            f"--n_particles={args.n}", f"--snr_db={args.snr_db}",
-                            "--shift_std_A=2", "--ctf_from=" + os.path.join(
-                                SHARED, "betagal", "empiar10061_ctf_per_micrograph.txt"),
-                            f"--output={star}"], check=True)
-        run_dir = os.path.join(work, "run")
-        subprocess.run([py, os.path.join(ROOT, "bin", "train"), f"--particles={star}",
-                        f"--output_dir={run_dir}", f"--latent_dim={args.latent}",
-                        f"--max_minutes={args.minutes}", "--restart",
-                        *args.train_flags.split()], check=True)
-        export_and_sample(run_dir, os.path.join(work, "export", "adk"), samples, args.samples,
-                          "--traverse")
+        run_dir = os.path.join(data["work"], "run")
+        subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train"),
+                        f"--particles={data['star']}", f"--output_dir={run_dir}",
+                        f"--latent_dim={args.latent}", f"--max_minutes={args.minutes}",
+                        "--restart", *args.train_flags.split()], check=True)
+        export_and_sample(run_dir, os.path.join(data["work"], "export", "adk"), samples,
+                          args.samples, "--traverse")
     elif args.samples_dir:
         samples = args.samples_dir
-    # A pose-free map is defined up to a rotation, reflection and shift: align the samples once
-    # to the middle frame (the frames share one frame of reference), then compare with all frames.
+    print(f"{data['dataset']['title']}, box {args.box}, {data['pixel']:g} A/px, {args.n} "
+          f"particles at {args.snr_db:g} dB, {args.minutes:g} min of training, latent dim "
+          f"{args.latent}")
+    evaluate_samples(samples, data)
+
+
+def evaluate_samples(samples, data, label=""):
+    """Score the ``sample_*.mrc`` maps in ``samples`` against the frames of ``data``
+    (:func:`coverage_data`), print the figures and return the main ones as a dict:
+    ``share`` / ``share_rigid_free`` (samples' variance along the motion, without and with the
+    whole-particle shifts and turns removed), ``frames_share_rigid_free``, ``span`` (max - min of
+    the rigid-free positions on the closed (0) -> open (1) line), ``precision``, ``recall``.
+
+    A pose-free map is defined up to a rotation, reflection and shift: the samples are aligned
+    once to the middle frame (the frames share one frame of reference), then compared with all
+    frames. ``label`` names the aligned / evaluation folders (``aligned_<label>``)."""
     from tfcryogan import io
     from tfcryogan.evaluation import fsc
+    from tfcryogan.evaluation import precision_recall as pr
     from tfcryogan.models.generator import volume_spread
-    vols = read_frames(frames)
-    aligned = os.path.join(work, "aligned")
+    work, pixel, threshold = data["work"], data["pixel"], data["threshold"]
+    suffix = f"_{label}" if label else ""
+    vols = read_frames(data["frames"])
+    box = vols[0].shape[0]
+    aligned = os.path.join(work, "aligned" + suffix)
     shutil.rmtree(aligned, ignore_errors=True)
     sample_paths = align_samples(samples, vols[len(vols) // 2], aligned, pixel)
-    evaluation = os.path.join(work, "evaluation")
-    from tfcryogan.evaluation import precision_recall as pr
+    evaluation = os.path.join(work, "evaluation" + suffix)
     aligned_vols = [io.read_volume(os.path.join(aligned, n))[0] for n in sample_paths]
     result = pr.compare_sets(aligned_vols, vols, pixel, [os.path.splitext(n)[0]
                                                           for n in sample_paths],
@@ -460,21 +484,20 @@ def coverage(args):
     gaps = []
     for k in range(1, len(vols)):
         curve = fsc.fsc(vols[0], vols[k]).numpy()
-        gaps.append(fsc.resolution(curve, args.box, pixel, 0.5)[0])
+        gaps.append(fsc.resolution(curve, box, pixel, 0.5)[0])
     sample_vols = [io.read_volume(os.path.join(samples, n))[0] for n in sample_paths]
     best = sorted(int(np.argmin(row)) for row in result.resolution_A)
     recalled = [j for j, row in enumerate(result.per_reference) if row["matched"]]
-    print(f"{dataset['title']} in {len(vols)} frames, box {args.box}, "
-          f"{pixel:g} A/px, {args.n} particles at {args.snr_db:g} dB, "
-          f"{args.minutes:g} min of training, latent dim {args.latent}")
+    print(f"  {len(sample_paths)} samples in {samples} against {len(vols)} frames")
     print("  how far the frames are from frame 0 (FSC 0.5): " +
           ", ".join(f"{k + 1}: {g:.1f} A" for k, g in enumerate(gaps)))
     print(f"  spread (rms deviation from the mean volume / rms of the mean): samples "
           f"{float(volume_spread(np.stack(sample_vols))):.0%}, "
           f"frames {float(volume_spread(np.stack(vols))):.0%}")
     aligned_vols = np.stack(aligned_vols)
+    share = motion_variance_fraction(aligned_vols, vols[0], vols[-1])
     print(f"  share of the variance along the motion (frame 0 -> last, blurred 1.5 voxels): "
-          f"samples {motion_variance_fraction(aligned_vols, vols[0], vols[-1]):.2f}, frames "
+          f"samples {share:.2f}, frames "
           f"{motion_variance_fraction(np.stack(vols), vols[0], vols[-1]):.2f}")
     free = [motion_variance_fraction(v, vols[0], vols[-1], rigid_free=True)
             for v in (aligned_vols, np.stack(vols))]
@@ -487,8 +510,8 @@ def coverage(args):
     t = sorted(motion_coordinate(v, vols[0], vols[-1]) for v in aligned_vols)
     print("  the samples' positions on the motion (0 = first frame, 1 = last; least squares "
           "after alignment): " + " ".join(f"{x:.2f}" for x in t))
-    t = sorted(motion_coordinate(v, vols[0], vols[-1], rigid_free=True) for v in aligned_vols)
-    print("  ... each sample also free to shift and turn: " + " ".join(f"{x:.2f}" for x in t))
+    t_free = sorted(motion_coordinate(v, vols[0], vols[-1], rigid_free=True) for v in aligned_vols)
+    print("  ... each sample also free to shift and turn: " + " ".join(f"{x:.2f}" for x in t_free))
     print(f"  best frame of each of the {len(best)} samples: {best}")
     z_path = os.path.join(samples, "z.txt")
     if os.path.exists(z_path):  # the same codes through the frames' own linear model
@@ -500,7 +523,10 @@ def coverage(args):
               f"; share along the motion {motion_variance_fraction(ceiling, vols[0], vols[-1]):.2f}")
     print(f"  frames matched (a sample within {threshold:g} A at FSC 0.5): {recalled}")
     print(f"  precision {result.precision:.2f}, recall {result.recall:.2f} "
-          f"(threshold {threshold:g} A); details in {evaluation}")
+          f"(threshold {threshold:g} A); details in {evaluation}", flush=True)
+    return {"share": share, "share_rigid_free": free[0], "frames_share_rigid_free": free[1],
+            "span": t_free[-1] - t_free[0], "precision": float(result.precision),
+            "recall": float(result.recall)}
 
 
 def main():

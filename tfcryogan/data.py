@@ -247,9 +247,8 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         it uses, else random patches.
     Returns:
       ``tf.data.Dataset`` of dicts: ``real`` ``[b, n_critic, N, N]`` float32 (per-image normalised),
-      ``ctf`` ``[b, n_critic + 1, 9]`` (CTF rows for the simulated images), ``real_ctf``
-      ``[b, n_critic, 9]`` (the real images' own) and optionally ``patches``
-      ``[b, n_critic + 1, N, N]``, with
+      ``ctf`` ``[b, n_critic + 1, 9]`` (CTF rows for the simulated images) and optionally
+      ``patches`` ``[b, n_critic + 1, N, N]``, with
       ``b = plan.replica_batch``.
     """
     if plan.global_batch % plan.num_replicas:
@@ -267,7 +266,7 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         real_rows, sim_rows = plan.draws(step, n)
         real_rows, sim_rows = plan.rows_of(real_rows, replica), plan.rows_of(sim_rows, replica)
         images = data.read(real_rows.reshape(-1)).reshape(b, c, box_in, box_in)
-        out = [images, ctf_table[sim_rows], ctf_table[real_rows]]
+        out = [images, ctf_table[sim_rows]]
         if patches is not None:
             rows = sim_rows if paired else plan.rows_of(np.random.default_rng(
                 [plan.seed, step, 7]).integers(0, len(patches), (plan.global_batch, c + 1)),
@@ -282,13 +281,12 @@ def make_dataset(data, plan, start_step=0, patches: Optional[ParticleData] = Non
         return tf.reshape(fourier.normalize_images(flat), [b, -1, data.box, data.box])
 
     def load(element):
-        types = [tf.float32] * 3 + ([tf.float32] if patches is not None else [])
+        types = [tf.float32] * 2 + ([tf.float32] if patches is not None else [])
         arrays = tf.numpy_function(read, [element], types, stateful=False)
         batch = {"real": to_training_grid(arrays[0], data),
-                 "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9]),
-                 "real_ctf": tf.ensure_shape(arrays[2], [b, c, 9])}
+                 "ctf": tf.ensure_shape(arrays[1], [b, c + 1, 9])}
         if patches is not None:
-            batch["patches"] = to_training_grid(arrays[3], patches)
+            batch["patches"] = to_training_grid(arrays[2], patches)
         batch["real"] = tf.ensure_shape(batch["real"], [b, c, data.box, data.box])
         return batch
 

@@ -49,16 +49,7 @@ class GroupFeatureSpread(keras.layers.Layer):
 MAX_CHANNELS = 256
 
 
-def defocus_condition(ctf_rows):
-    """What a defocus-conditioned critic is told about each image: its mean defocus
-    ``(DefocusU + DefocusV) / 2`` in micrometres minus 1.5, ``[B, 1]`` float32 (``ctf_rows``:
-    ``[B, 9]`` CTF rows)."""
-    ctf_rows = tf.convert_to_tensor(ctf_rows, tf.float32)
-    return (0.5 * (ctf_rows[:, :1] + ctf_rows[:, 1:2])) * 1e-4 - 1.5
-
-
-def build_critic(box, base_channels, batch_statistics_group, mixed_precision, conditioned=False,
-                 name="critic"):
+def build_critic(box, base_channels, batch_statistics_group, mixed_precision, name="critic"):
     """A convolutional critic for ``box x box`` images, width and depth scaled with the box.
 
     ``log2(box / 2)`` stages (at least 2), each a 4x4 stride-2 convolution and LeakyReLU(0.2)
@@ -75,12 +66,8 @@ def build_critic(box, base_channels, batch_statistics_group, mixed_precision, co
         groups of this many consecutive images (:class:`GroupFeatureSpread`); the images of a
         group must then come from one source (all real or all simulated), as in the training
         step. 0: each image is scored on its own.
-      conditioned: the critic also takes each image's :func:`defocus_condition` ``[B, 1]`` and
-        adds a projection term ``<embed(condition), features>`` to the score (Miyato & Koyama's
-        projection discriminator): it compares images of like defocus.
     Returns:
-      ``keras.Model``: ``[B, N, N]`` float32 (per-image normalised) -> ``[B]`` scores; with
-      ``conditioned``, inputs ``[images, condition]``.
+      ``keras.Model``: ``[B, N, N]`` float32 (per-image normalised) -> ``[B]`` scores.
     """
     stages = max(2, int(math.floor(math.log2(box / 2.0))))
     policy = keras.DTypePolicy("mixed_float16" if mixed_precision else "float32")
@@ -97,12 +84,4 @@ def build_critic(box, base_channels, batch_statistics_group, mixed_precision, co
         x = GroupFeatureSpread(batch_statistics_group, name="batch_statistics")(x)
     score = keras.layers.Dense(1, name="score", dtype="float32")(x)
     score = keras.layers.Reshape(())(score)
-    if not conditioned:
-        return keras.Model(images, score, name=name)
-    condition = keras.Input(shape=(1,), name="condition")
-    embed = keras.layers.Dense(32, activation="tanh", name="condition_hidden")(condition)
-    embed = keras.layers.Dense(x.shape[-1], name="condition_embedding")(embed)
-    features = keras.layers.Activation("linear", dtype="float32")(x)
-    projection = keras.layers.Dot(axes=1, name="projection")([features, embed])
-    score = keras.layers.Add()([score, keras.layers.Reshape(())(projection)])
-    return keras.Model([images, condition], score, name=name)
+    return keras.Model(images, score, name=name)

@@ -173,10 +173,6 @@ class TrainConfig:
     penalty_every: int = setting(
         1, "The gradient penalty is applied on every this many critic updates, weighted that "
         "many times (lazy regularisation; 1: every update).", flag=False, check=at_least(1))
-    critic_defocus: bool = setting(
-        False, "The critic is conditioned on each image's defocus (projection term), and the "
-        "simulated images of its updates take the real images' own CTF rows.", flag=False,
-        fixed=True)
     jit_compile: bool = setting(
         False, "Compile each replica's adversarial step with XLA.", flag=False)
     beta_1: float = setting(0.5, "Adam beta_1 of both optimisers.", flag=False)

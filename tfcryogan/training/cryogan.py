@@ -11,7 +11,6 @@ not depend on how the batch is split across devices; losses are scaled by the gl
 import keras
 import tensorflow as tf
 
-from tfcryogan.models.critic import defocus_condition
 from tfcryogan.physics import fourier, projector
 from tfcryogan.simulator import replica_slice
 from tfcryogan.training import losses
@@ -72,13 +71,9 @@ class CryoGAN(keras.Model):
         sigma = start + t * (self.box / 2.0 - start)
         return tf.where(t < 1.0, sigma, 0.0)
 
-    def critic_of(self, ctf):
-        """The critic as a function of images ``[b, N, N]`` whose CTF rows are ``ctf``
-        ``[b, 9]`` (which only a defocus-conditioned critic uses)."""
-        if not self.config.critic_defocus:
-            return lambda images: self.critic(images, training=True)
-        condition = defocus_condition(ctf)
-        return lambda images: self.critic([images, condition], training=True)
+    def critic_scores(self, images):
+        """The critic's scores ``[b]`` of images ``[b, N, N]`` (in training mode)."""
+        return self.critic(images, training=True)
 
     def preprocess(self, images):
         """What the critic sees: low-passed (per the schedule), per-image normalised images."""
@@ -111,17 +106,14 @@ class CryoGAN(keras.Model):
         # The volumes are fixed during the critic updates: transform them once.
         spectrum = tf.stop_gradient(projector.volume_spectrum(self.generator.basis_volumes()))
 
-        # Critic updates: real vs simulated, with the gradient penalty. A defocus-conditioned
-        # critic sees the simulated images at the real images' own defocus (paired).
-        conditioned = self.config.critic_defocus
+        # Critic updates: real vs simulated, with the gradient penalty.
         for i in range(self.n_critic):
             draw, mix = tf.unstack(tf.random.experimental.stateless_split(seeds[i], 2))
             real = self.preprocess(data["real"][:, i])
-            sim_ctf = data["real_ctf"][:, i] if conditioned else data["ctf"][:, i]
             fake = tf.stop_gradient(self.preprocess(
-                self.simulate(sim_ctf, draw, patches_at(i), spectrum=spectrum)))
+                self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum)))
             epsilon = replica_slice(tf.random.stateless_uniform([g], mix), g)
-            critic = self.critic_of(sim_ctf)
+            critic = self.critic_scores
             every = self.config.penalty_every
             with tf.GradientTape() as tape:
                 real_scores = critic(real)
@@ -148,7 +140,7 @@ class CryoGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.preprocess(
                 self.simulate(ctf, seeds[self.n_critic], gen_patches, global_batch=g * k))
-            g_loss = losses.generator_loss(self.critic_of(ctf)(fake), g * k)
+            g_loss = losses.generator_loss(self.critic_scores(fake), g * k)
             if self.generator.latent_dim:
                 # Keep generated densities non-negative (the template is clipped; its
                 # combinations with the basis are penalised).

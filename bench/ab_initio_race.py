@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 
@@ -37,6 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
+
+import reconstruct  # noqa: E402  (bench/reconstruct.py: the data recipe, run_for)
 
 
 def run_relion(work, minutes, diameter, threads):
@@ -53,16 +53,8 @@ def run_relion(work, minutes, diameter, threads):
            "--dont_combine_weights_via_disc", "--pool", "3", "--pad", "1", "--skip_gridding",
            "--particle_diameter", str(diameter), "--oversampling", "1", "--healpix_order", "1",
            "--offset_range", "6", "--offset_step", "2", "--j", str(threads)]
-    log = open(os.path.join(work, "relion_sgd.log"), "w", encoding="utf-8")
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        proc.wait(timeout=minutes * 60.0)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait()
-    log.close()
+    reconstruct.run_for(cmd, minutes, os.path.join(work, "relion_sgd.log"), cwd=work)
     out = []
     for path in glob.glob(os.path.join(out_dir, "run_it*_class001.mrc")):
         iteration = int(re.search(r"_it(\d+)_", path).group(1))
@@ -108,7 +100,6 @@ def main():
     parser.add_argument("--train_flags", default="--nohalf_maps")
     parser.add_argument("--only", choices=["cryogan", "relion"], default=None)
     args = parser.parse_args()
-    import reconstruct
     reconstruct.start("relion_project", "relion_refine")
     from tfcryogan import io
     marks = [float(m) for m in args.marks.split(",")]

@@ -33,6 +33,7 @@ rigid body (5 A/px; work folder WORK/coverage_hinge).
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -410,6 +411,22 @@ def export_and_sample(run_dir, export_dir, samples_dir, n, *sample_flags):
                     f"--output_dir={samples_dir}", *sample_flags], check=True)
 
 
+def train_and_sample(data, run_dir, export_dir, samples_dir, minutes, latent, n_samples,
+                     train_flags=(), sample_flags=()):
+    """``bin/train --latent_dim=latent --max_minutes=minutes`` on ``data``'s particles
+    (:func:`coverage_data`) in ``run_dir``, then :func:`export_and_sample` of ``n_samples``;
+    returns ``(steps trained, minutes bin/train ran)``."""
+    t0 = time.time()
+    subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train"),
+                    f"--particles={data['star']}", f"--output_dir={run_dir}",
+                    f"--latent_dim={latent}", f"--max_minutes={minutes}", "--restart",
+                    *train_flags], check=True)
+    train_minutes = (time.time() - t0) / 60.0
+    export_and_sample(run_dir, export_dir, samples_dir, n_samples, *sample_flags)
+    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
+        return json.load(f)["step"], train_minutes
+
+
 def coverage_data(args):
     """The coverage data set of ``args.dataset`` (made on first use in its work folder): frames
     (``--frames`` maps along the motion) and ``bin/simulate``'s particles from them. Returns a
@@ -436,13 +453,9 @@ def coverage(args):
     data = coverage_data(args)
     samples = os.path.join(data["work"], "samples")
     if not args.evaluate_only:
-        run_dir = os.path.join(data["work"], "run")
-        subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train"),
-                        f"--particles={data['star']}", f"--output_dir={run_dir}",
-                        f"--latent_dim={args.latent}", f"--max_minutes={args.minutes}",
-                        "--restart", *args.train_flags.split()], check=True)
-        export_and_sample(run_dir, os.path.join(data["work"], "export", "adk"), samples,
-                          args.samples, "--traverse")
+        train_and_sample(data, os.path.join(data["work"], "run"),
+                         os.path.join(data["work"], "export", "adk"), samples, args.minutes,
+                         args.latent, args.samples, args.train_flags.split(), ["--traverse"])
     elif args.samples_dir:
         samples = args.samples_dir
     print(f"{data['dataset']['title']}, box {args.box}, {data['pixel']:g} A/px, {args.n} "

@@ -35,10 +35,8 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -48,6 +46,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 import multi  # noqa: E402  (bench/multi.py: the data set and the scoring)
+import reconstruct  # noqa: E402  (bench/reconstruct.py: run_for)
 
 
 def cryodrgn_env(work, version):
@@ -63,21 +62,6 @@ def cryodrgn_env(work, version):
         subprocess.run([os.path.join(env, "bin", "pip"), "install", "-q", *extra,
                         f"cryodrgn=={version}"], check=True)
     return exe
-
-
-def run_for(cmd, minutes, log_path, env):
-    """Run ``cmd`` for at most ``minutes`` (then SIGTERM to its process group); returns the
-    minutes it ran."""
-    t0 = time.time()
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        try:
-            proc.wait(timeout=minutes * 60.0)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
-    return (time.time() - t0) / 60.0
 
 
 def last_epoch(out_dir):
@@ -151,7 +135,8 @@ def run_cryodrgn(kind, exe, data, args, env):
                "--epochs-pose-search", "2"]
     shutil.rmtree(out_dir, ignore_errors=True)
     print(f"cryoDRGN {kind} for {args.minutes:g} min: {' '.join(cmd[1:])}", flush=True)
-    minutes = run_for(cmd, args.minutes, os.path.join(work, f"cryodrgn_{kind}.log"), env)
+    minutes = reconstruct.run_for(cmd, args.minutes, os.path.join(work, f"cryodrgn_{kind}.log"),
+                                  env=env)
     epoch = last_epoch(out_dir)
     if kind == "abinit" and epoch == 0:  # epoch 0 is pretraining at random poses, not a map
         epoch = None
@@ -185,19 +170,10 @@ def main():
           f"{data['work']}", flush=True)
     rows = []
     if "multicryogan" in only:
-        run_dir = os.path.join(data["work"], "run_peers")
         samples = os.path.join(data["work"], "samples_peers")
-        t0 = time.time()
-        subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train"),
-                        f"--particles={data['star']}", f"--output_dir={run_dir}",
-                        "--latent_dim=2", f"--max_minutes={args.minutes}", "--restart"],
-                       check=True)
-        minutes = (time.time() - t0) / 60.0
-        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
-            import json
-            steps = json.load(f)["step"]
-        multi.export_and_sample(run_dir, os.path.join(data["work"], "export", "peers"), samples,
-                                16)
+        steps, minutes = multi.train_and_sample(
+            data, os.path.join(data["work"], "run_peers"),
+            os.path.join(data["work"], "export", "peers"), samples, args.minutes, 2, 16)
         print(f"Multi-CryoGAN ({steps} steps, {minutes:.1f} min):", flush=True)
         rows.append(("Multi-CryoGAN", f"{steps} steps", minutes,
                      multi.evaluate_samples(samples, data, "multicryogan")))

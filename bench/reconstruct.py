@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +39,21 @@ def start(*programs):
         sys.exit(f"{', '.join(missing)} not found: apt-get install relion")
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
+
+
+def run_for(cmd, minutes, log_path, cwd=None, env=None):
+    """Run ``cmd`` (output to ``log_path``) for at most ``minutes``, then SIGTERM its process
+    group (a peer that does not stop on its own); returns the minutes it ran."""
+    t0 = time.time()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=minutes * 60.0)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+    return (time.time() - t0) / 60.0
 
 
 def prepare(work, map_path, box, n, snr_db, shift_px, seed):

@@ -85,6 +85,21 @@ def test_heterogeneous_maps_from_folder(tmp_path):
     np.testing.assert_allclose(sums, np.array(dc)[table.class_number - 1], rtol=1e-3)
 
 
+def test_class_fractions(tmp_path):
+    folder = tmp_path / "frames"
+    for i in range(3):
+        io.write_volume(folder / f"frame{i}.mrc", phantom(16, seed=i), 5.0)
+    out = tmp_path / "mix.star"
+    done = simulate(f"--volume={folder}", "--n_particles=2000", "--noise=none", "--noctf",
+                    "--class_fractions=3,0,7", f"--output={out}")
+    assert done.returncode == 0, done.stderr
+    classes = io.read_star(out, require_ctf=False).class_number
+    # Shares in the maps' (file name) order, normalised: 0.3, none, 0.7 (binomial sd 0.010).
+    assert not (classes == 2).any()
+    assert abs(np.mean(classes == 1) - 0.3) < 0.04
+    assert set(classes) == {1, 3}
+
+
 @pytest.mark.parametrize("kind", ["colored", "patches"])
 def test_noise_from_real_particles(tmp_path, small_map, data_file, kind):
     star = data_file("particles/relion31.star")
@@ -151,6 +166,11 @@ def bad_inputs(tmp_path, small_map):
         ([f"--volume={small_map}", "--noise=patches", f"--noise_from={nan_noise}"],
          "nan_noise.mrcs: image 2 holds NaN or inf"),
         ([f"--volume={small_map}", f"--ctf_from={tmp_path / 'nope.txt'}"], "nope.txt"),
+        ([f"--volume={small_map}", "--class_fractions=0.3,0.7"], "2 numbers for 1 map"),
+        ([f"--volume={small_map}", "--class_fractions=lots"], "give numbers"),
+        ([f"--volume={small_map}", "--class_fractions=0"], "not all 0"),
+        ([f"--volume={small_map}", f"--poses_from={nan_star}", "--class_fractions=1"],
+         "rlnClassNumber chooses"),
     ]
 
 

@@ -67,6 +67,10 @@ def define_simulate_flags():
                        "Signal-to-noise ratio in dB: 10 log10(var(clean CTF-modulated images over "
                        "the whole box) / var(noise)).")
     flags.DEFINE_float("shift_std_A", 0.0, "Standard deviation of random origins (A per axis).")
+    flags.DEFINE_list("class_fractions", None,
+                      "Share of the particles drawn from each map, one number per map in the "
+                      "order the maps are listed (a folder: by file name), e.g. 0.3,0.7; "
+                      "normalised to sum 1. Default: equal shares.")
     flags.DEFINE_string("poses_from", None,
                         "STAR file: one image per row with that row's angles, origins and CTF "
                         "(as relion_project --ang).")

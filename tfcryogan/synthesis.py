@@ -132,20 +132,42 @@ class Particles:
         return self.angles.shape[0]
 
 
-def random_particles(n, seed, n_volumes, ctf_spec, shift_std_a):
+def class_probabilities(fractions, n_volumes):
+    """``[n_volumes]`` probabilities from ``fractions`` (strings or numbers, one per map, >= 0,
+    not all 0; normalised to sum 1); None: None (equal shares)."""
+    if fractions is None:
+        return None
+    given = ",".join(str(x) for x in fractions)
+    try:
+        values = np.array([float(x) for x in fractions], np.float64)
+    except ValueError:
+        raise InputError(f"--class_fractions={given}: give numbers, e.g. 0.3,0.7") from None
+    if len(values) != n_volumes:
+        raise InputError(f"--class_fractions={given}: {len(values)} numbers for {n_volumes} "
+                         f"map(s); give one per map")
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.sum() <= 0:
+        raise InputError(f"--class_fractions={given}: need numbers >= 0, not all 0")
+    return values / values.sum()
+
+
+def random_particles(n, seed, n_volumes, ctf_spec, shift_std_a, class_fractions=None):
     """Uniform SO(3) poses, Gaussian origins (``shift_std_a`` A per axis), CTFs as ``ctf_spec``,
-    and a uniformly drawn map per particle."""
+    and a map per particle, drawn with probabilities ``class_fractions`` (one per map, see
+    :func:`class_probabilities`; None: equal)."""
     if n < 1:
         raise InputError(f"--n_particles={n}: need at least 1")
     if shift_std_a < 0:
         raise InputError(f"--shift_std_A={shift_std_a:g}: must be >= 0")
+    probabilities = class_probabilities(class_fractions, n_volumes)
     rng = np.random.default_rng(seed)
     matrices = rotations.random_rotations(n, tf.constant([seed, 1], tf.int64))
     rot, tilt, psi = rotations.matrix_to_euler(matrices)
     angles = np.stack([rot.numpy(), tilt.numpy(), psi.numpy()], axis=1).astype(np.float64)
     origins = rng.normal(0.0, shift_std_a, (n, 2)) if shift_std_a > 0 else np.zeros((n, 2))
-    return Particles(angles=angles, origins=origins, ctf=ctf_rows(ctf_spec, n, rng),
-                     volume_index=rng.integers(0, n_volumes, n))
+    ctf = ctf_rows(ctf_spec, n, rng)
+    index = (rng.integers(0, n_volumes, n) if probabilities is None
+             else rng.choice(n_volumes, n, p=probabilities))
+    return Particles(angles=angles, origins=origins, ctf=ctf, volume_index=index)
 
 
 def particles_from_star(table, n_volumes, ctf_enabled=True):

@@ -41,6 +41,9 @@ def run(f):
         cs_mm=f.cs_mm, amplitude_contrast=f.amplitude_contrast, bfactor=f.bfactor,
         phase_shift=f.phase_shift)
     if f.poses_from:
+        if f.class_fractions:
+            raise InputError(f"{f.poses_from}: --class_fractions applies to drawn particles; with "
+                             "--poses_from each row's rlnClassNumber chooses its map")
         table = io.read_particles(f.poses_from, require_ctf=False, pixel_size=None)
         star_px = float(table.pixel_size[0])
         if f.pixel_size is None and abs(star_px - pixel_size) > 1e-3 * pixel_size:
@@ -49,7 +52,7 @@ def run(f):
         particles = synthesis.particles_from_star(table, len(volumes), ctf_enabled=f.ctf)
     else:
         particles = synthesis.random_particles(f.n_particles, f.seed, len(volumes), ctf_spec,
-                                               f.shift_std_A)
+                                               f.shift_std_A, f.class_fractions)
     noise_spec = synthesis.NoiseSpec(kind=f.noise, snr_db=f.snr_db, source=f.noise_from)
     if not np.isfinite(f.snr_db):
         raise InputError(f"--snr_db={f.snr_db}: must be a finite number")

@@ -25,8 +25,15 @@ random pose, so no pose-free method can learn it (28% of the adk frames' varianc
 beta-galactosidase (../shared/data/betagal/5a1a.cif) with its domain 5 turned 0-60 degrees as a
 rigid body (5 A/px; work folder WORK/coverage_hinge).
 
+The discrete rungs of the heterogeneity ladder (two maps, particles drawn 30/70 with bin/simulate
+--class_fractions): --dataset=mixture, two very different particles (beta-galactosidase chain A
+30%, adenylate kinase 70%; 5 A/px, threshold 25 A, WORK/ladder_mixture) and --dataset=endstates,
+adenylate kinase closed 30% and open 70% (3 A/px, 20 A, WORK/ladder_endstates). They print the
+share of the samples nearest each state (the proportions must come back), the share near neither
+(a continuum between the states), and each state's best sample (both maps must come back).
+
   python bench/multi.py --part=cost [--box=64] [--batch=32]
-  python bench/multi.py --part=coverage --box=32 [--dataset=adk|hinge] [--minutes=15]
+  python bench/multi.py --part=coverage --box=32 [--dataset=adk|hinge|mixture|endstates] [--minutes=15]
       [--threshold_A=20] [--latent=2]
       [--snr_db=-5] [--work=/tmp/bench_multi] [--train_flags="--generator_batches=5 ..."]
       [--evaluate_only [--samples_dir=DIR]]
@@ -189,6 +196,40 @@ def frame_map(structure, stem, box, pixel, resolution):
     return stem + ".mrc"
 
 
+def betagal_chain_a():
+    """Chain A of E. coli beta-galactosidase (PDB 5A1A, ../shared/data/betagal; waters, ligands
+    and hydrogens removed): a gemmi structure of one model and one chain, 8,206 atoms, 116 kDa."""
+    import gemmi
+    structure = gemmi.read_structure(os.path.join(SHARED, "betagal", "5a1a.cif"))
+    structure.remove_ligands_and_waters()
+    structure.remove_hydrogens()
+    model = structure[0]
+    for name in [ch.name for ch in model][1:]:
+        model.remove_chain(name)
+    return structure
+
+
+def mixture_maps(folder, count, box, pixel, resolution):
+    """Two very different particles (``count`` is ignored): ``frame_00`` beta-galactosidase
+    chain A (:func:`betagal_chain_a`, 116 kDa, 62 A from its centre to its farthest atom) and
+    ``frame_01`` adenylate kinase, closed (../shared/data/adk, 24 kDa, 27 A), each centred at its
+    centre of mass."""
+    import gemmi
+    os.makedirs(folder, exist_ok=True)
+    adk = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
+    for atom in (a for ch in adk[0] for r in ch for a in r):
+        if atom.element.name == "X":  # CHARMM names, no element column: HT1 -> H
+            atom.element = gemmi.Element(atom.name[0])
+    return [frame_map(structure, os.path.join(folder, f"frame_{k:02d}"), box, pixel, resolution)
+            for k, structure in enumerate((betagal_chain_a(), adk))]
+
+
+def adk_end_states(folder, count, box, pixel, resolution):
+    """The closed (``frame_00``) and open (``frame_01``) adenylate kinase maps (``count`` is
+    ignored): :func:`adk_frames` with two frames."""
+    return adk_frames(folder, 2, box, pixel, resolution)
+
+
 HINGE_DOMAIN = (737, 1023)  # beta-galactosidase domain 5 (residues), the one that swings
 
 
@@ -202,13 +243,8 @@ def hinge_frames(folder, count, box, pixel, resolution, max_angle_deg=60.0):
     lid (the ``adk`` data set); each frame is centred at its own centre of mass, as adk's are."""
     import gemmi
     os.makedirs(folder, exist_ok=True)
-    structure = gemmi.read_structure(os.path.join(SHARED, "betagal", "5a1a.cif"))
-    structure.remove_ligands_and_waters()
-    structure.remove_hydrogens()
-    model = structure[0]
-    for name in [ch.name for ch in model][1:]:
-        model.remove_chain(name)
-    atoms = [(r.seqid.num, a) for r in model[0] for a in r]
+    structure = betagal_chain_a()
+    atoms = [(r.seqid.num, a) for r in structure[0][0] for a in r]
     pos = np.array([[a.pos.x, a.pos.y, a.pos.z] for _, a in atoms])
     moving = np.array([HINGE_DOMAIN[0] <= num <= HINGE_DOMAIN[1] for num, _ in atoms])
     rest = pos[~moving]
@@ -236,6 +272,15 @@ DATASETS = {
     "hinge": {"make": hinge_frames, "pixel": 5.0,
               "threshold_A": 12.0, "folder": "coverage_hinge",
               "title": "beta-galactosidase chain A, domain 5 turned 0 -> 60 degrees"},
+    # Discrete rungs of the ladder: two maps drawn 30/70 (``fractions``); scored by
+    # evaluate_states. ``align_each``: the two are different particles, whose relative pose a
+    # pose-free method cannot know, so each sample is aligned to each state on its own.
+    "mixture": {"make": mixture_maps, "pixel": 5.0, "threshold_A": 25.0,
+                "folder": "ladder_mixture", "fractions": (0.3, 0.7), "align_each": True,
+                "title": "30% beta-galactosidase chain A + 70% adenylate kinase"},
+    "endstates": {"make": adk_end_states, "pixel": 3.0, "threshold_A": 20.0,
+                  "folder": "ladder_endstates", "fractions": (0.3, 0.7), "align_each": False,
+                  "title": "adenylate kinase, 30% closed + 70% open"},
 }
 
 
@@ -438,8 +483,10 @@ def coverage_data(args):
     star = os.path.join(work, "particles.star")
     if not os.path.exists(star):
         dataset["make"](frames, args.frames, args.box, pixel, 2.5 * pixel)
+        fractions = ([f"--class_fractions={','.join(map(str, dataset['fractions']))}"]
+                     if "fractions" in dataset else [])
         subprocess.run([sys.executable, os.path.join(ROOT, "bin", "simulate"),
-                        f"--volume={frames}", f"--n_particles={args.n}",
+                        f"--volume={frames}", f"--n_particles={args.n}", *fractions,
                         f"--snr_db={args.snr_db}", "--shift_std_A=2", "--ctf_from=" + os.path.join(
                             SHARED, "betagal", "empiar10061_ctf_per_micrograph.txt"),
                         f"--output={star}"], check=True)
@@ -461,7 +508,73 @@ def coverage(args):
     print(f"{data['dataset']['title']}, box {args.box}, {data['pixel']:g} A/px, {args.n} "
           f"particles at {args.snr_db:g} dB, {args.minutes:g} min of training, latent dim "
           f"{args.latent}")
-    evaluate_samples(samples, data)
+    evaluate(samples, data)
+
+
+def evaluate(samples, data, label="", align_each=None):
+    """:func:`evaluate_states` for a discrete data set (one with ``fractions``), else
+    :func:`evaluate_samples`; returns its figures. ``align_each``: None, the data set's own."""
+    if "fractions" in data["dataset"]:
+        if align_each is None:
+            align_each = data["dataset"]["align_each"]
+        return evaluate_states(samples, data, label, align_each)
+    return evaluate_samples(samples, data, label)
+
+
+def evaluate_states(samples, data, label="", align_each=False):
+    """Score the ``sample_*.mrc`` maps in ``samples`` against the two states of a discrete data
+    set (``data["dataset"]["fractions"]`` of the particles each), print and return a dict:
+    ``fractions`` (the share of the samples whose nearest state, by FSC 0.5 resolution, is each
+    state and is within the threshold), ``neither`` (the share near no state), ``best_A`` (each
+    state's best sample, A), ``precision`` and ``recall`` (both states matched: 1).
+
+    A method that learns the mixture draws samples in the data's proportions and every sample
+    looks like one state; a continuum between the states shows as ``neither``.
+    ``align_each``: superpose every sample on every state on its own (different particles);
+    else align the samples' mean once to the second state and move all samples by it (one
+    particle in two states: aligning each would pull it towards the state it is compared with).
+    """
+    from tfcryogan import io
+    from tfcryogan.evaluation import fsc
+    from tfcryogan.evaluation import precision_recall as pr
+    work, pixel, threshold = data["work"], data["pixel"], data["threshold"]
+    suffix = f"_{label}" if label else ""
+    states = read_frames(data["frames"])
+    truth = data["dataset"]["fractions"]
+    box = states[0].shape[0]
+    names = sorted(p for p in os.listdir(samples) if p.startswith("sample_"))
+    folder = samples
+    if not align_each:
+        folder = os.path.join(work, "aligned" + suffix)
+        shutil.rmtree(folder, ignore_errors=True)
+        align_samples(samples, states[1], folder, pixel)
+    maps = [io.read_volume(os.path.join(folder, n))[0] for n in names]
+    result = pr.compare_sets(maps, states, pixel, [os.path.splitext(n)[0] for n in names],
+                             [f"state_{k}" for k in range(len(states))], threshold_A=threshold,
+                             align=align_each)
+    evaluation = os.path.join(work, "evaluation" + suffix)
+    pr.write_matrix_csv(os.path.join(evaluation, "resolution_matrix.csv"), result)
+    pr.write_precision_recall_csv(os.path.join(evaluation, "precision_recall.csv"), result)
+    res = np.asarray(result.resolution_A)  # [samples, states]
+    nearest = np.where(res.min(axis=1) <= threshold, res.argmin(axis=1), -1)
+    fractions = [float(np.mean(nearest == k)) for k in range(len(states))]
+    neither = float(np.mean(nearest < 0))
+    best = [float(v) for v in res.min(axis=0)]
+    apart = fsc.resolution(fsc.fsc(states[0], states[1]).numpy(), box, pixel, 0.5)[0]
+    print(f"  {len(names)} samples in {samples} against {len(states)} states "
+          f"({'each sample aligned to each state' if align_each else 'one alignment of their mean'}"
+          f"; the states themselves are {apart:.1f} A apart at FSC 0.5, as they lie)")
+    print("  each sample's resolution to state 0 / state 1 (A): " +
+          " ".join(f"{a:.0f}/{b:.0f}" for a, b in res))
+    print(f"  samples nearest each state within {threshold:g} A: " +
+          ", ".join(f"state {k} {f:.2f}" for k, f in enumerate(fractions)) +
+          f", neither {neither:.2f} (the particles: " +
+          " / ".join(f"{t:.2f}" for t in truth) + ")")
+    print(f"  best sample of each state: " + ", ".join(f"{b:.1f} A" for b in best) +
+          f"; precision {result.precision:.2f}, recall {result.recall:.2f}; details in "
+          f"{evaluation}", flush=True)
+    return {"fractions": fractions, "neither": neither, "best_A": best,
+            "precision": float(result.precision), "recall": float(result.recall)}
 
 
 def evaluate_samples(samples, data, label=""):
@@ -552,16 +665,18 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="adk",
-                        help="coverage: the motion (adk: adenylate kinase closed -> open; hinge: "
-                             "beta-galactosidase chain A, domain 5 turned 0-60 degrees)")
+                        help="coverage: the heterogeneity (adk: adenylate kinase closed -> open; "
+                             "hinge: beta-galactosidase chain A, domain 5 turned 0-60 degrees; "
+                             "mixture: 30%% beta-galactosidase chain A + 70%% adenylate kinase; "
+                             "endstates: 30%% closed + 70%% open adenylate kinase)")
     parser.add_argument("--pixel", type=float, default=0.0,
-                        help="0: the data set's (adk 3, hinge 5)")
+                        help="0: the data set's (adk, endstates 3; hinge, mixture 5)")
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--snr_db", type=float, default=-5.0)
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--threshold_A", type=float, default=0.0,
-                        help="0: the data set's (adk 20, hinge 12)")
+                        help="0: the data set's (adk, endstates 20; hinge 12; mixture 25)")
     parser.add_argument("--train_flags", default="")
     parser.add_argument("--evaluate_only", action="store_true",
                         help="coverage: only score the samples already in the data set's work "

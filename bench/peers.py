@@ -25,7 +25,12 @@ WORK/cryodrgn_env on first use (about 7 GB with PyTorch; never a tfcryogan depen
 the CPU with ``--no-amp``, ``OMP_NUM_THREADS`` = the machine's cores, and smaller networks than its
 GPU defaults (--dim, 3 layers) so that epochs finish within the budget.
 
-  python bench/peers.py [--minutes=15] [--dataset=adk|hinge] [--work=/tmp/bench_multi]
+On the discrete rungs of the ladder (``--dataset=mixture``: 30% beta-galactosidase chain A + 70%
+adenylate kinase; ``endstates``: 30% closed + 70% open adenylate kinase) each set is scored by
+``multi.evaluate_states`` instead (the share of samples nearest each state, near neither, each
+state's best sample), and cryoDRGN's pc1 traversal is skipped (it has no proportions).
+
+  python bench/peers.py [--minutes=15] [--dataset=adk|hinge|mixture|endstates] [--work=/tmp/bench_multi]
       [--only=multicryogan,vae,abinit] [--zdim=8] [--dim=256]
 """
 
@@ -143,10 +148,27 @@ def run_cryodrgn(kind, exe, data, args, env):
     return minutes, epoch, out_dir
 
 
+def print_states_table(rows, data):
+    """The side-by-side table of a discrete data set (``multi.evaluate_states``' figures)."""
+    truth = data["dataset"]["fractions"]
+    print(f"{'method':34s} {'work done':>12s} {'min':>5s} {'state 0':>8s} {'state 1':>8s} "
+          f"{'neither':>8s} {'best 0':>7s} {'best 1':>7s} {'prec':>5s} {'recall':>6s}")
+    for name, work_done, minutes, fig in rows:
+        if fig is None:
+            print(f"{name:34s} {work_done:>12s} {minutes:5.1f}   (no map)")
+            continue
+        print(f"{name:34s} {work_done:>12s} {minutes:5.1f} {fig['fractions'][0]:8.2f} "
+              f"{fig['fractions'][1]:8.2f} {fig['neither']:8.2f} {fig['best_A'][0]:7.1f} "
+              f"{fig['best_A'][1]:7.1f} {fig['precision']:5.2f} {fig['recall']:6.2f}")
+    print(f"(state k: share of the samples nearest state k within {data['threshold']:g} A at FSC "
+          f"0.5; the particles: {truth[0]:.2f} / {truth[1]:.2f}; best k: state k's best sample, A)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0)
-    parser.add_argument("--dataset", choices=sorted(multi.DATASETS), default="adk")
+    parser.add_argument("--dataset", choices=sorted(multi.DATASETS), default="adk",
+                        help="a rung of the heterogeneity ladder (bench/multi.py --dataset)")
     parser.add_argument("--work", default="/tmp/bench_multi")
     parser.add_argument("--only", default="multicryogan,vae,abinit")
     parser.add_argument("--zdim", type=int, default=8)
@@ -165,6 +187,7 @@ def main():
     cli.import_tensorflow_quietly()
     only = args.only.split(",")
     data = multi.coverage_data(args)
+    discrete = "fractions" in data["dataset"]
     print(f"{data['dataset']['title']}: box {args.box}, {data['pixel']:g} A/px, {args.n} "
           f"particles at {args.snr_db:g} dB, {args.minutes:g} min per method, in "
           f"{data['work']}", flush=True)
@@ -176,7 +199,7 @@ def main():
             os.path.join(data["work"], "export", "peers"), samples, args.minutes, 2, 16)
         print(f"Multi-CryoGAN ({steps} steps, {minutes:.1f} min):", flush=True)
         rows.append(("Multi-CryoGAN", f"{steps} steps", minutes,
-                     multi.evaluate_samples(samples, data, "multicryogan")))
+                     multi.evaluate(samples, data, "multicryogan")))
     kinds = [k for k in ("vae", "abinit") if k in only]
     if kinds:
         exe = cryodrgn_env(args.work, args.cryodrgn_version)
@@ -191,13 +214,18 @@ def main():
                 continue
             z = read_latent_means(os.path.join(out_dir, f"z.{epoch}.pkl"))
             for set_name, codes in latent_sets(z, 16).items():
+                if discrete and set_name == "pc1":  # a traversal: no proportions to read
+                    continue
                 folder = os.path.join(data["work"], f"samples_cryodrgn_{kind}_{set_name}")
                 volumes_at(exe, out_dir, epoch, codes, folder, data["pixel"], env)
                 print(f"{name}, {set_name} ({epoch} epochs, {minutes:.1f} min):", flush=True)
                 rows.append((f"{name}, {set_name}", f"{epoch} epochs", minutes,
-                             multi.evaluate_samples(folder, data, f"cryodrgn_{kind}_{set_name}")))
+                             multi.evaluate(folder, data, f"cryodrgn_{kind}_{set_name}")))
     print(f"\n{data['dataset']['title']}, {args.minutes:g} min each, one machine, one after the "
           "other")
+    if discrete:
+        print_states_table(rows, data)
+        return
     print(f"{'method':34s} {'work done':>12s} {'min':>5s} {'share':>6s} {'share*':>7s} "
           f"{'span*':>6s} {'prec':>5s} {'recall':>6s}")
     for name, work_done, minutes, fig in rows:

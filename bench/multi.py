@@ -33,7 +33,8 @@ share of the samples nearest each state (the proportions must come back), the sh
 (a continuum between the states), and each state's best sample (both maps must come back).
 
   python bench/multi.py --part=cost [--box=64] [--batch=32]
-  python bench/multi.py --part=coverage --box=32 [--dataset=adk|hinge|mixture|endstates] [--minutes=15]
+  python bench/multi.py --part=coverage --box=32 [--dataset=adk|hinge|mixture|endstates]
+      [--minutes=15]
       [--threshold_A=20] [--latent=2]
       [--snr_db=-5] [--work=/tmp/bench_multi] [--train_flags="--generator_batches=5 ..."]
       [--evaluate_only [--samples_dir=DIR]]
@@ -157,28 +158,37 @@ def cost(args):
 
 
 # ---------------------------------------------------------------------------------- part 2
+def adk_structure(state):
+    """Adenylate kinase ``state`` ("closed" or "open"; ../shared/data/adk, 3,341 atoms, the same
+    atoms in the same order in both) as a gemmi structure, with elements set from the CHARMM atom
+    names (the files have no element column: HT1 -> H)."""
+    import gemmi
+    structure = gemmi.read_structure(os.path.join(SHARED, "adk", f"adk_{state}.pdb"))
+    for atom in (a for ch in structure[0] for r in ch for a in r):
+        if atom.element.name == "X":
+            atom.element = gemmi.Element(atom.name[0])
+    return structure
+
+
+def atom_positions(structure):
+    """``[n_atoms, 3]`` coordinates (A) of a gemmi structure's first model, in file order."""
+    return np.array([[a.pos.x, a.pos.y, a.pos.z] for ch in structure[0] for r in ch for a in r])
+
+
 def adk_frames(folder, count, box, pixel, resolution):
     """Density maps of ``count`` frames interpolated between the closed and open adenylate kinase
     structures (the same 3,341 atoms in the same order)."""
     import gemmi
     os.makedirs(folder, exist_ok=True)
-    closed = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
-    opened = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_open.pdb"))
-    pos_c = np.array([[at.pos.x, at.pos.y, at.pos.z] for ch in closed[0] for r in ch for at in r])
-    pos_o = np.array([[at.pos.x, at.pos.y, at.pos.z] for ch in opened[0] for r in ch for at in r])
+    pos_c = atom_positions(adk_structure("closed"))
+    pos_o = atom_positions(adk_structure("open"))
     assert pos_c.shape == pos_o.shape
     paths = []
     for k, t in enumerate(np.linspace(0.0, 1.0, count)):
-        frame = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
-        pos = (1 - t) * pos_c + t * pos_o
-        i = 0
-        for ch in frame[0]:
-            for r in ch:
-                for at in r:
-                    at.pos = gemmi.Position(*pos[i])
-                    if at.element.name == "X":  # CHARMM names, no element column: HT1 -> H
-                        at.element = gemmi.Element(at.name[0])
-                    i += 1
+        frame = adk_structure("closed")
+        atoms = [a for ch in frame[0] for r in ch for a in r]
+        for atom, p in zip(atoms, (1 - t) * pos_c + t * pos_o):
+            atom.pos = gemmi.Position(*p)
         paths.append(frame_map(frame, os.path.join(folder, f"frame_{k:02d}"), box, pixel,
                                resolution))
     return paths
@@ -214,14 +224,9 @@ def mixture_maps(folder, count, box, pixel, resolution):
     chain A (:func:`betagal_chain_a`, 116 kDa, 62 A from its centre to its farthest atom) and
     ``frame_01`` adenylate kinase, closed (../shared/data/adk, 24 kDa, 27 A), each centred at its
     centre of mass."""
-    import gemmi
     os.makedirs(folder, exist_ok=True)
-    adk = gemmi.read_structure(os.path.join(SHARED, "adk", "adk_closed.pdb"))
-    for atom in (a for ch in adk[0] for r in ch for a in r):
-        if atom.element.name == "X":  # CHARMM names, no element column: HT1 -> H
-            atom.element = gemmi.Element(atom.name[0])
     return [frame_map(structure, os.path.join(folder, f"frame_{k:02d}"), box, pixel, resolution)
-            for k, structure in enumerate((betagal_chain_a(), adk))]
+            for k, structure in enumerate((betagal_chain_a(), adk_structure("closed")))]
 
 
 def adk_end_states(folder, count, box, pixel, resolution):
@@ -447,8 +452,9 @@ def newest_export(export_dir):
 
 def export_and_sample(run_dir, export_dir, samples_dir, n, *sample_flags):
     """``bin/export`` the run into ``export_dir``, then ``bin/sample --n=n`` from its newest
-    version into ``samples_dir`` (with ``sample_flags``)."""
+    version into ``samples_dir`` (emptied first; with ``sample_flags``)."""
     py = sys.executable
+    shutil.rmtree(samples_dir, ignore_errors=True)  # no sample of an earlier run is scored
     subprocess.run([py, os.path.join(ROOT, "bin", "export"), f"--run_dir={run_dir}",
                     f"--export_dir={export_dir}"], check=True)
     subprocess.run([py, os.path.join(ROOT, "bin", "sample"),
@@ -526,7 +532,9 @@ def evaluate_states(samples, data, label="", align_each=False):
     set (``data["dataset"]["fractions"]`` of the particles each), print and return a dict:
     ``fractions`` (the share of the samples whose nearest state, by FSC 0.5 resolution, is each
     state and is within the threshold), ``neither`` (the share near no state), ``best_A`` (each
-    state's best sample, A), ``precision`` and ``recall`` (both states matched: 1).
+    state's best sample, A) and ``recall`` (the share of the states matched by a sample within
+    the threshold: 1 when both maps come back). The shares are printed with their binomial
+    standard errors, ``sqrt(p (1 - p) / samples)``.
 
     A method that learns the mixture draws samples in the data's proportions and every sample
     looks like one state; a continuum between the states shows as ``neither``.
@@ -541,13 +549,14 @@ def evaluate_states(samples, data, label="", align_each=False):
     suffix = f"_{label}" if label else ""
     states = read_frames(data["frames"])
     truth = data["dataset"]["fractions"]
+    assert len(states) == len(truth) == 2, (data["frames"], truth)
     box = states[0].shape[0]
     names = sorted(p for p in os.listdir(samples) if p.startswith("sample_"))
     folder = samples
     if not align_each:
         folder = os.path.join(work, "aligned" + suffix)
         shutil.rmtree(folder, ignore_errors=True)
-        align_samples(samples, states[1], folder, pixel)
+        names = align_samples(samples, states[1], folder, pixel)
     maps = [io.read_volume(os.path.join(folder, n))[0] for n in names]
     result = pr.compare_sets(maps, states, pixel, [os.path.splitext(n)[0] for n in names],
                              [f"state_{k}" for k in range(len(states))], threshold_A=threshold,
@@ -560,21 +569,24 @@ def evaluate_states(samples, data, label="", align_each=False):
     fractions = [float(np.mean(nearest == k)) for k in range(len(states))]
     neither = float(np.mean(nearest < 0))
     best = [float(v) for v in res.min(axis=0)]
-    apart = fsc.resolution(fsc.fsc(states[0], states[1]).numpy(), box, pixel, 0.5)[0]
-    print(f"  {len(names)} samples in {samples} against {len(states)} states "
-          f"({'each sample aligned to each state' if align_each else 'one alignment of their mean'}"
-          f"; the states themselves are {apart:.1f} A apart at FSC 0.5, as they lie)")
+    if align_each:
+        how = "each sample aligned to each state"
+    else:
+        apart = fsc.resolution(fsc.fsc(states[0], states[1]).numpy(), box, pixel, 0.5)[0]
+        how = f"one alignment of their mean; the states are {apart:.1f} A apart at FSC 0.5"
+    print(f"  {len(names)} samples in {samples} against {len(states)} states ({how})")
     print("  each sample's resolution to state 0 / state 1 (A): " +
           " ".join(f"{a:.0f}/{b:.0f}" for a, b in res))
+    error = [np.sqrt(p * (1 - p) / len(names)) for p in fractions + [neither]]
     print(f"  samples nearest each state within {threshold:g} A: " +
-          ", ".join(f"state {k} {f:.2f}" for k, f in enumerate(fractions)) +
-          f", neither {neither:.2f} (the particles: " +
+          ", ".join(f"state {k} {f:.2f} +- {e:.2f}" for k, (f, e) in
+                    enumerate(zip(fractions, error))) +
+          f", neither {neither:.2f} +- {error[-1]:.2f} (the particles: " +
           " / ".join(f"{t:.2f}" for t in truth) + ")")
-    print(f"  best sample of each state: " + ", ".join(f"{b:.1f} A" for b in best) +
-          f"; precision {result.precision:.2f}, recall {result.recall:.2f}; details in "
-          f"{evaluation}", flush=True)
-    return {"fractions": fractions, "neither": neither, "best_A": best,
-            "precision": float(result.precision), "recall": float(result.recall)}
+    print("  best sample of each state: " + ", ".join(f"{b:.1f} A" for b in best) +
+          f"; recall {result.recall:.2f}; details in {evaluation}", flush=True)
+    return {"fractions": fractions, "neither": neither, "best_A": best, "samples": len(names),
+            "recall": float(result.recall)}
 
 
 def evaluate_samples(samples, data, label=""):

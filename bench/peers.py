@@ -6,19 +6,20 @@ closed -> open motion: 10 frames, box 32, 20,000 particles at -5 dB, made on fir
 after the other, each for --minutes of wall time (start-up included):
 
 1. Multi-CryoGAN: ``bin/train --latent_dim=2`` and ``bin/sample`` (``multi.py``'s recipe), its
-   16 random samples;
+   --samples (16) random samples;
 2. cryoDRGN ``train_vae`` with the TRUE poses (what the images hold when the poses are known: the
    ceiling of any pose-free method), stopped at --minutes, its last finished epoch;
 3. cryoDRGN ``abinit`` (cryoDRGN-AI: pose search and the latent together; the pose-searching
    rival), stopped at --minutes, its last finished epoch.
 
-For each cryoDRGN run, two sets of 16 maps are made with ``cryodrgn eval_vol``: ``pc1`` (16
-points along the first principal component of the particles' latent means, from its 5th to its
-95th percentile, as ``cryodrgn analyze`` traverses) and ``particles`` (the latent means of 16
-random particles: the learned distribution, as Multi-CryoGAN's samples are). Every set is scored
-by ``multi.evaluate_samples`` (one alignment to the middle frame; share of the variance along the
-motion with and without whole-particle shifts and turns; span of the positions on the line;
-precision / recall at the data set's FSC 0.5 threshold) and a side-by-side table is printed.
+For each cryoDRGN run, two sets of --samples maps are made with ``cryodrgn eval_vol``: ``pc1``
+(points along the first principal component of the particles' latent means, from its 5th to its
+95th percentile, as ``cryodrgn analyze`` traverses) and ``particles`` (the latent means of as many
+random particles: the learned distribution, as Multi-CryoGAN's samples are). On a continuous
+data set every set is scored by ``multi.evaluate_samples`` (one alignment to the middle frame;
+share of the variance along the motion with and without whole-particle shifts and turns; span of
+the positions on the line; precision / recall at the data set's FSC 0.5 threshold) and a
+side-by-side table is printed.
 
 cryoDRGN is installed (pinned, --cryodrgn_version) in its own virtual environment
 WORK/cryodrgn_env on first use (about 7 GB with PyTorch; never a tfcryogan dependency). It runs on
@@ -30,8 +31,9 @@ adenylate kinase; ``endstates``: 30% closed + 70% open adenylate kinase) each se
 ``multi.evaluate_states`` instead (the share of samples nearest each state, near neither, each
 state's best sample), and cryoDRGN's pc1 traversal is skipped (it has no proportions).
 
-  python bench/peers.py [--minutes=15] [--dataset=adk|hinge|mixture|endstates] [--work=/tmp/bench_multi]
-      [--only=multicryogan,vae,abinit] [--zdim=8] [--dim=256]
+  python bench/peers.py [--minutes=15] [--dataset=adk|hinge|mixture|endstates]
+      [--work=/tmp/bench_multi]
+      [--only=multicryogan,vae,abinit] [--samples=16] [--zdim=8] [--dim=256]
 """
 
 import argparse
@@ -152,16 +154,17 @@ def print_states_table(rows, data):
     """The side-by-side table of a discrete data set (``multi.evaluate_states``' figures)."""
     truth = data["dataset"]["fractions"]
     print(f"{'method':34s} {'work done':>12s} {'min':>5s} {'state 0':>8s} {'state 1':>8s} "
-          f"{'neither':>8s} {'best 0':>7s} {'best 1':>7s} {'prec':>5s} {'recall':>6s}")
+          f"{'neither':>8s} {'best 0':>7s} {'best 1':>7s} {'recall':>6s}")
     for name, work_done, minutes, fig in rows:
         if fig is None:
             print(f"{name:34s} {work_done:>12s} {minutes:5.1f}   (no map)")
             continue
         print(f"{name:34s} {work_done:>12s} {minutes:5.1f} {fig['fractions'][0]:8.2f} "
               f"{fig['fractions'][1]:8.2f} {fig['neither']:8.2f} {fig['best_A'][0]:7.1f} "
-              f"{fig['best_A'][1]:7.1f} {fig['precision']:5.2f} {fig['recall']:6.2f}")
-    print(f"(state k: share of the samples nearest state k within {data['threshold']:g} A at FSC "
-          f"0.5; the particles: {truth[0]:.2f} / {truth[1]:.2f}; best k: state k's best sample, A)")
+              f"{fig['best_A'][1]:7.1f} {fig['recall']:6.2f}")
+    print(f"(state k: share of the {rows[0][3]['samples'] if rows[0][3] else '?'} samples nearest "
+          f"state k within {data['threshold']:g} A at FSC 0.5; the particles: {truth[0]:.2f} / "
+          f"{truth[1]:.2f}; best k: state k's best sample, A)")
 
 
 def main():
@@ -171,6 +174,8 @@ def main():
                         help="a rung of the heterogeneity ladder (bench/multi.py --dataset)")
     parser.add_argument("--work", default="/tmp/bench_multi")
     parser.add_argument("--only", default="multicryogan,vae,abinit")
+    parser.add_argument("--samples", type=int, default=16,
+                        help="maps per method and set (Multi-CryoGAN's samples, cryoDRGN's codes)")
     parser.add_argument("--zdim", type=int, default=8)
     parser.add_argument("--dim", type=int, default=256,
                         help="cryoDRGN's hidden layer width (its GPU default is 1024)")
@@ -196,7 +201,7 @@ def main():
         samples = os.path.join(data["work"], "samples_peers")
         steps, minutes = multi.train_and_sample(
             data, os.path.join(data["work"], "run_peers"),
-            os.path.join(data["work"], "export", "peers"), samples, args.minutes, 2, 16)
+            os.path.join(data["work"], "export", "peers"), samples, args.minutes, 2, args.samples)
         print(f"Multi-CryoGAN ({steps} steps, {minutes:.1f} min):", flush=True)
         rows.append(("Multi-CryoGAN", f"{steps} steps", minutes,
                      multi.evaluate(samples, data, "multicryogan")))
@@ -213,7 +218,7 @@ def main():
                 rows.append((name, "0 epochs", minutes, None))
                 continue
             z = read_latent_means(os.path.join(out_dir, f"z.{epoch}.pkl"))
-            for set_name, codes in latent_sets(z, 16).items():
+            for set_name, codes in latent_sets(z, args.samples).items():
                 if discrete and set_name == "pc1":  # a traversal: no proportions to read
                     continue
                 folder = os.path.join(data["work"], f"samples_cryodrgn_{kind}_{set_name}")

@@ -98,6 +98,8 @@ def test_class_fractions(tmp_path):
     assert not (classes == 2).any()
     assert abs(np.mean(classes == 1) - 0.3) < 0.04
     assert set(classes) == {1, 3}
+    record = json.loads(out.with_suffix(".json").read_text())
+    np.testing.assert_allclose(record["class_fractions"], [0.3, 0.0, 0.7])
 
 
 @pytest.mark.parametrize("kind", ["colored", "patches"])

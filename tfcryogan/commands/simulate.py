@@ -41,7 +41,7 @@ def run(f):
         cs_mm=f.cs_mm, amplitude_contrast=f.amplitude_contrast, bfactor=f.bfactor,
         phase_shift=f.phase_shift)
     if f.poses_from:
-        if f.class_fractions:
+        if f.class_fractions is not None:
             raise InputError(f"{f.poses_from}: --class_fractions applies to drawn particles; with "
                              "--poses_from each row's rlnClassNumber chooses its map")
         table = io.read_particles(f.poses_from, require_ctf=False, pixel_size=None)
@@ -53,6 +53,9 @@ def run(f):
     else:
         particles = synthesis.random_particles(f.n_particles, f.seed, len(volumes), ctf_spec,
                                                f.shift_std_A, f.class_fractions)
+    probabilities = (None if f.poses_from else
+                     synthesis.class_probabilities(f.class_fractions, len(volumes)))
+    class_fractions = None if probabilities is None else probabilities.tolist()
     noise_spec = synthesis.NoiseSpec(kind=f.noise, snr_db=f.snr_db, source=f.noise_from)
     if not np.isfinite(f.snr_db):
         raise InputError(f"--snr_db={f.snr_db}: must be a finite number")
@@ -62,6 +65,7 @@ def run(f):
                                 seed=f.seed, batch_size=f.batch_size)
     record = dict(result, maps=names, noise=f.noise, snr_db=f.snr_db if f.noise != "none" else None,
                   noise_from=f.noise_from, seed=f.seed, poses_from=f.poses_from,
+                  class_fractions=class_fractions,
                   ctf=particles.ctf is not None, ctf_from=f.ctf_from,
                   snr_definition="var(clean CTF-modulated images over the box) / var(noise)")
     if f.atomic_model:  # the density the particles were made from: the ground truth

@@ -532,7 +532,8 @@ def evaluate_states(samples, data, label="", align_each=False):
     set (``data["dataset"]["fractions"]`` of the particles each), print and return a dict:
     ``fractions`` (the share of the samples whose nearest state, by FSC 0.5 resolution, is each
     state and is within the threshold), ``neither`` (the share near no state), ``best_A`` (each
-    state's best sample, A) and ``recall`` (the share of the states matched by a sample within
+    state's best sample, A), ``closest`` (the share of the samples nearest each state at any
+    resolution) and ``recall`` (the share of the states matched by a sample within
     the threshold: 1 when both maps come back). The shares are printed with their binomial
     standard errors, ``sqrt(p (1 - p) / samples)``.
 
@@ -583,9 +584,13 @@ def evaluate_states(samples, data, label="", align_each=False):
                     enumerate(zip(fractions, error))) +
           f", neither {neither:.2f} +- {error[-1]:.2f} (the particles: " +
           " / ".join(f"{t:.2f}" for t in truth) + ")")
+    closest = [float(np.mean(res.argmin(axis=1) == k)) for k in range(len(states))]
+    print("  ... nearest each state at any resolution: " +
+          ", ".join(f"state {k} {f:.2f}" for k, f in enumerate(closest)))
     print("  best sample of each state: " + ", ".join(f"{b:.1f} A" for b in best) +
           f"; recall {result.recall:.2f}; details in {evaluation}", flush=True)
-    return {"fractions": fractions, "neither": neither, "best_A": best, "samples": len(names),
+    return {"fractions": fractions, "neither": neither, "closest": closest, "best_A": best,
+            "samples": len(names),
             "recall": float(result.recall)}
 
 

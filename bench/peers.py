@@ -154,17 +154,19 @@ def print_states_table(rows, data):
     """The side-by-side table of a discrete data set (``multi.evaluate_states``' figures)."""
     truth = data["dataset"]["fractions"]
     print(f"{'method':34s} {'work done':>12s} {'min':>5s} {'state 0':>8s} {'state 1':>8s} "
-          f"{'neither':>8s} {'best 0':>7s} {'best 1':>7s} {'recall':>6s}")
+          f"{'neither':>8s} {'any 0':>6s} {'best 0':>7s} {'best 1':>7s} {'recall':>6s}")
     for name, work_done, minutes, fig in rows:
         if fig is None:
             print(f"{name:34s} {work_done:>12s} {minutes:5.1f}   (no map)")
             continue
         print(f"{name:34s} {work_done:>12s} {minutes:5.1f} {fig['fractions'][0]:8.2f} "
-              f"{fig['fractions'][1]:8.2f} {fig['neither']:8.2f} {fig['best_A'][0]:7.1f} "
+              f"{fig['fractions'][1]:8.2f} {fig['neither']:8.2f} {fig['closest'][0]:6.2f} "
+              f"{fig['best_A'][0]:7.1f} "
               f"{fig['best_A'][1]:7.1f} {fig['recall']:6.2f}")
     print(f"(state k: share of the {rows[0][3]['samples'] if rows[0][3] else '?'} samples nearest "
           f"state k within {data['threshold']:g} A at FSC 0.5; the particles: {truth[0]:.2f} / "
-          f"{truth[1]:.2f}; best k: state k's best sample, A)")
+          f"{truth[1]:.2f}; any 0: share nearest state 0 at any resolution; best k: state k's "
+          "best sample, A)")
 
 
 def main():

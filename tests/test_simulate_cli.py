@@ -31,6 +31,13 @@ def small_map(tmp_path):
     return path
 
 
+def write_frames(folder, count):
+    """``count`` different 16^3 phantoms, 5 A/voxel, as ``folder/frame<i>.mrc``; returns folder."""
+    for i in range(count):
+        io.write_volume(folder / f"frame{i}.mrc", phantom(16, seed=i), 5.0)
+    return folder
+
+
 def test_outputs_metadata_and_snr(tmp_path, small_map):
     out = tmp_path / "sim" / "particles.star"
     done = simulate(f"--volume={small_map}", "--n_particles=300", "--snr_db=-5",
@@ -61,9 +68,7 @@ def test_outputs_metadata_and_snr(tmp_path, small_map):
 
 
 def test_heterogeneous_maps_from_folder(tmp_path):
-    folder = tmp_path / "frames"
-    for i in range(3):
-        io.write_volume(folder / f"frame{i}.mrc", phantom(16, seed=i), 5.0)
+    folder = write_frames(tmp_path / "frames", 3)
     out = tmp_path / "het.star"
     done = simulate(f"--volume={folder}", "--n_particles=90", "--noise=none", "--noctf",
                     f"--output={out}")
@@ -86,9 +91,7 @@ def test_heterogeneous_maps_from_folder(tmp_path):
 
 
 def test_class_fractions(tmp_path):
-    folder = tmp_path / "frames"
-    for i in range(3):
-        io.write_volume(folder / f"frame{i}.mrc", phantom(16, seed=i), 5.0)
+    folder = write_frames(tmp_path / "frames", 3)
     out = tmp_path / "mix.star"
     done = simulate(f"--volume={folder}", "--n_particles=2000", "--noise=none", "--noctf",
                     "--class_fractions=3,0,7", f"--output={out}")

@@ -150,15 +150,14 @@ def class_probabilities(fractions, n_volumes):
     return values / values.sum()
 
 
-def random_particles(n, seed, n_volumes, ctf_spec, shift_std_a, class_fractions=None):
+def random_particles(n, seed, n_volumes, ctf_spec, shift_std_a, probabilities=None):
     """Uniform SO(3) poses, Gaussian origins (``shift_std_a`` A per axis), CTFs as ``ctf_spec``,
-    and a map per particle, drawn with probabilities ``class_fractions`` (one per map, see
+    and a map per particle, drawn with ``probabilities`` (``[n_volumes]``, summing to 1, from
     :func:`class_probabilities`; None: equal)."""
     if n < 1:
         raise InputError(f"--n_particles={n}: need at least 1")
     if shift_std_a < 0:
         raise InputError(f"--shift_std_A={shift_std_a:g}: must be >= 0")
-    probabilities = class_probabilities(class_fractions, n_volumes)
     rng = np.random.default_rng(seed)
     matrices = rotations.random_rotations(n, tf.constant([seed, 1], tf.int64))
     rot, tilt, psi = rotations.matrix_to_euler(matrices)

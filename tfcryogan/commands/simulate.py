@@ -40,6 +40,7 @@ def run(f):
         defocus_max_a=f.defocus_max_A, astigmatism_a=f.astigmatism_A, voltage_kv=f.voltage_kv,
         cs_mm=f.cs_mm, amplitude_contrast=f.amplitude_contrast, bfactor=f.bfactor,
         phase_shift=f.phase_shift)
+    probabilities = None  # equal shares, or each STAR row's own map
     if f.poses_from:
         if f.class_fractions is not None:
             raise InputError(f"{f.poses_from}: --class_fractions applies to drawn particles; with "
@@ -51,11 +52,9 @@ def run(f):
                              f"{pixel_size:g} A; give --pixel_size to choose")
         particles = synthesis.particles_from_star(table, len(volumes), ctf_enabled=f.ctf)
     else:
+        probabilities = synthesis.class_probabilities(f.class_fractions, len(volumes))
         particles = synthesis.random_particles(f.n_particles, f.seed, len(volumes), ctf_spec,
-                                               f.shift_std_A, f.class_fractions)
-    probabilities = (None if f.poses_from else
-                     synthesis.class_probabilities(f.class_fractions, len(volumes)))
-    class_fractions = None if probabilities is None else probabilities.tolist()
+                                               f.shift_std_A, probabilities)
     noise_spec = synthesis.NoiseSpec(kind=f.noise, snr_db=f.snr_db, source=f.noise_from)
     if not np.isfinite(f.snr_db):
         raise InputError(f"--snr_db={f.snr_db}: must be a finite number")
@@ -65,7 +64,7 @@ def run(f):
                                 seed=f.seed, batch_size=f.batch_size)
     record = dict(result, maps=names, noise=f.noise, snr_db=f.snr_db if f.noise != "none" else None,
                   noise_from=f.noise_from, seed=f.seed, poses_from=f.poses_from,
-                  class_fractions=class_fractions,
+                  class_fractions=None if probabilities is None else probabilities.tolist(),
                   ctf=particles.ctf is not None, ctf_from=f.ctf_from,
                   snr_definition="var(clean CTF-modulated images over the box) / var(noise)")
     if f.atomic_model:  # the density the particles were made from: the ground truth

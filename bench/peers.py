@@ -150,19 +150,39 @@ def run_cryodrgn(kind, exe, data, args, env):
     return minutes, epoch, out_dir
 
 
+# The side-by-side tables' figure columns: (heading, width, format, figure from the scores).
+MOTION_COLUMNS = (("share", 6, ".2f", lambda f: f["share"]),
+                  ("share*", 7, ".2f", lambda f: f["share_rigid_free"]),
+                  ("span*", 6, ".2f", lambda f: f["span"]),
+                  ("prec", 5, ".2f", lambda f: f["precision"]),
+                  ("recall", 6, ".2f", lambda f: f["recall"]))
+STATES_COLUMNS = (("state 0", 8, ".2f", lambda f: f["fractions"][0]),
+                  ("state 1", 8, ".2f", lambda f: f["fractions"][1]),
+                  ("neither", 8, ".2f", lambda f: f["neither"]),
+                  ("any 0", 6, ".2f", lambda f: f["closest"][0]),
+                  ("best 0", 7, ".1f", lambda f: f["best_A"][0]),
+                  ("best 1", 7, ".1f", lambda f: f["best_A"][1]),
+                  ("recall", 6, ".2f", lambda f: f["recall"]))
+
+
+def print_table(rows, columns):
+    """One line per ``(method, work done, minutes, scores or None)`` row, then ``columns``
+    (:data:`MOTION_COLUMNS` or :data:`STATES_COLUMNS`) of its scores."""
+    print(f"{'method':34s} {'work done':>12s} {'min':>5s} " +
+          " ".join(f"{title:>{width}s}" for title, width, _, _ in columns))
+    for name, work_done, minutes, fig in rows:
+        start = f"{name:34s} {work_done:>12s} {minutes:5.1f}"
+        if fig is None:
+            print(f"{start}   (no map)")
+            continue
+        print(f"{start} " + " ".join(f"{get(fig):{width}{spec}}"
+                                     for _, width, spec, get in columns))
+
+
 def print_states_table(rows, data):
     """The side-by-side table of a discrete data set (``multi.evaluate_states``' figures)."""
     truth = data["dataset"]["fractions"]
-    print(f"{'method':34s} {'work done':>12s} {'min':>5s} {'state 0':>8s} {'state 1':>8s} "
-          f"{'neither':>8s} {'any 0':>6s} {'best 0':>7s} {'best 1':>7s} {'recall':>6s}")
-    for name, work_done, minutes, fig in rows:
-        if fig is None:
-            print(f"{name:34s} {work_done:>12s} {minutes:5.1f}   (no map)")
-            continue
-        print(f"{name:34s} {work_done:>12s} {minutes:5.1f} {fig['fractions'][0]:8.2f} "
-              f"{fig['fractions'][1]:8.2f} {fig['neither']:8.2f} {fig['closest'][0]:6.2f} "
-              f"{fig['best_A'][0]:7.1f} "
-              f"{fig['best_A'][1]:7.1f} {fig['recall']:6.2f}")
+    print_table(rows, STATES_COLUMNS)
     print(f"(state k: share of the {rows[0][3]['samples'] if rows[0][3] else '?'} samples nearest "
           f"state k within {data['threshold']:g} A at FSC 0.5; the particles: {truth[0]:.2f} / "
           f"{truth[1]:.2f}; any 0: share nearest state 0 at any resolution; best k: state k's "
@@ -233,15 +253,7 @@ def main():
     if discrete:
         print_states_table(rows, data)
         return
-    print(f"{'method':34s} {'work done':>12s} {'min':>5s} {'share':>6s} {'share*':>7s} "
-          f"{'span*':>6s} {'prec':>5s} {'recall':>6s}")
-    for name, work_done, minutes, fig in rows:
-        if fig is None:
-            print(f"{name:34s} {work_done:>12s} {minutes:5.1f}   (no map)")
-            continue
-        print(f"{name:34s} {work_done:>12s} {minutes:5.1f} {fig['share']:6.2f} "
-              f"{fig['share_rigid_free']:7.2f} {fig['span']:6.2f} {fig['precision']:5.2f} "
-              f"{fig['recall']:6.2f}")
+    print_table(rows, MOTION_COLUMNS)
     if rows and rows[0][3] is not None:
         print(f"(the true frames: share* {rows[0][3]['frames_share_rigid_free']:.2f}; * without "
               "whole-particle shifts and turns; span: max - min position on the closed (0) -> "

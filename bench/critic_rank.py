@@ -16,7 +16,7 @@ as the truth does).
 
   python bench/critic_rank.py --particles=/tmp/bench_race/snr-10/particles.star
       --truth=/tmp/bench_race/snr-10/truth.mrc [--box=32] [--steps=600] [--lowpass=0]
-      [--shift_px=1.5] MAP [MAP ...]
+      [--shift_px=1.5] [--settings=critic_symmetry=rotation] MAP [MAP ...]
 """
 
 import argparse
@@ -32,9 +32,10 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 
-def critic_estimate(data, volume, steps, lowpass, shift_A, seed):
+def critic_estimate(data, volume, steps, lowpass, shift_A, seed, overrides=None):
     """Mean and standard error of a fresh critic's Wasserstein estimate over the last half of
-    ``steps``, against ``volume`` (``[N, N, N]`` on ``data``'s grid, held fixed)."""
+    ``steps``, against ``volume`` (``[N, N, N]`` on ``data``'s grid, held fixed); ``overrides``:
+    further TrainConfig settings (e.g. the critic's)."""
     import critic_separation
     from tfcryogan.training import loop
     from tfcryogan.training.config import TrainConfig
@@ -42,7 +43,8 @@ def critic_estimate(data, volume, steps, lowpass, shift_A, seed):
     try:
         config = TrainConfig(particles=data.path, output_dir=scratch, box=data.box,
                              half_maps=False, seed=seed, lowpass_start=lowpass,
-                             learn_shift=False, shift_std_A=shift_A, max_steps=steps)
+                             learn_shift=False, shift_std_A=shift_A, max_steps=steps,
+                             **(overrides or {}))
         trainer = loop.Trainer(config, data, log=lambda line: None)
         trainer.generator.template.assign(np.maximum(volume, 0.0).astype(np.float32))
         trainer.calibrate_scales()
@@ -70,7 +72,12 @@ def main():
     parser.add_argument("--shift_px", type=float, default=1.5,
                         help="the particles' true shift spread, pixels of their own box")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--settings", default="",
+                        help="further training settings of the fresh critic's run, e.g. "
+                             "critic_symmetry=rotation,critic_channels=6")
     args = parser.parse_args()
+    import critic_separation
+    overrides = critic_separation.parse_settings(args.settings)
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
     import ab_initio_race
@@ -83,7 +90,8 @@ def main():
     w, res = [], []
     for path in args.maps:
         vol = data_lib.on_training_grid(*io.read_volume(path), data, path)
-        mean, se = critic_estimate(data, vol, args.steps, args.lowpass, shift_A, args.seed)
+        mean, se = critic_estimate(data, vol, args.steps, args.lowpass, shift_A, args.seed,
+                                   overrides)
         fsc = ab_initio_race.score(path, truth, truth_pixel, {})
         w.append(mean)
         res.append(fsc[0])

@@ -16,7 +16,7 @@ as the truth does).
 
   python bench/critic_rank.py --particles=/tmp/bench_race/snr-10/particles.star
       --truth=/tmp/bench_race/snr-10/truth.mrc [--box=32] [--steps=600] [--lowpass=0]
-      [--shift_px=1.5] [--settings=critic_symmetry=rotation] MAP [MAP ...]
+      [--shift_px=1.5] [--settings=critic_channels=32] MAP [MAP ...]
 """
 
 import argparse
@@ -74,7 +74,7 @@ def main():
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--settings", default="",
                         help="further training settings of the fresh critic's run, e.g. "
-                             "critic_symmetry=rotation,critic_channels=6")
+                             "critic_channels=32,n_critic=2")
     args = parser.parse_args()
     import critic_separation
     overrides = critic_separation.parse_settings(args.settings)

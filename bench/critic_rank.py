@@ -78,6 +78,10 @@ def main():
     args = parser.parse_args()
     import critic_separation
     overrides = critic_separation.parse_settings(args.settings)
+    own = sorted(set(overrides) & {"particles", "output_dir", "box", "half_maps", "seed",
+                                   "lowpass_start", "learn_shift", "shift_std_A", "max_steps"})
+    if own:
+        sys.exit(f"error: --settings: {own} are set by this bench (use its own flags)")
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
     import ab_initio_race

@@ -32,6 +32,11 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 
+#: The TrainConfig settings :func:`critic_estimate` sets itself (not --settings).
+ESTIMATE_SETTINGS = ("particles", "output_dir", "box", "half_maps", "seed", "lowpass_start",
+                     "learn_shift", "shift_std_A", "max_steps")
+
+
 def critic_estimate(data, volume, steps, lowpass, shift_A, seed, overrides=None):
     """Mean and standard error of a fresh critic's Wasserstein estimate over the last half of
     ``steps``, against ``volume`` (``[N, N, N]`` on ``data``'s grid, held fixed); ``overrides``:
@@ -77,11 +82,7 @@ def main():
                              "critic_channels=32,n_critic=2")
     args = parser.parse_args()
     import critic_separation
-    overrides = critic_separation.parse_settings(args.settings)
-    own = sorted(set(overrides) & {"particles", "output_dir", "box", "half_maps", "seed",
-                                   "lowpass_start", "learn_shift", "shift_std_A", "max_steps"})
-    if own:
-        sys.exit(f"error: --settings: {own} are set by this bench (use its own flags)")
+    overrides = critic_separation.parse_settings(args.settings, ESTIMATE_SETTINGS)
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
     import ab_initio_race

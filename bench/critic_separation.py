@@ -85,6 +85,11 @@ def one_frame_each(settings, name):
                         settings["mask_radius"], name=name)
 
 
+#: The TrainConfig settings :func:`candidate_trainer` sets itself (not --settings).
+CANDIDATE_SETTINGS = ("particles", "output_dir", "latent_dim", "seed", "lowpass_start",
+                      "learn_shift", "shift_std_A", "max_steps")
+
+
 def candidate_trainer(data, template, basis, seed, scratch, discrete=False, max_steps=20000,
                       overrides=None):
     """A Trainer (in the emptied folder ``scratch``) whose generator is the candidate, linear or
@@ -194,10 +199,11 @@ def moment_separation(data, real, template, basis, seed, scratch, discrete=False
     return (fa, a) if fa < fb else (fb, b)
 
 
-def parse_settings(text):
+def parse_settings(text, reserved=()):
     """``"key=value,key=value"`` -> TrainConfig overrides, each value converted to its field's
     type (:func:`tfcryogan.training.config.value_type`); exits with a one-line error on an
-    unknown key or a value of the wrong type (the Trainer checks the values themselves)."""
+    unknown key, a key in ``reserved`` (the settings the calling bench sets itself) or a value
+    of the wrong type (the Trainer checks the values themselves)."""
     import dataclasses
     from tfcryogan.training import config
     fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
@@ -206,6 +212,8 @@ def parse_settings(text):
         key, _, value = item.partition("=")
         if key not in fields:
             sys.exit(f"error: --settings: unknown setting {key!r}")
+        if key in reserved:
+            sys.exit(f"error: --settings: {key!r} is set by this bench (use its own flags)")
         kind = config.value_type(fields[key])
         try:
             out[key] = (value.lower() in ("1", "true")) if kind is bool else kind(value)
@@ -230,7 +238,7 @@ def main():
                         help="critic: further training settings of the fresh critic's run, "
                              "e.g. critic_channels=8,n_critic=2")
     args = parser.parse_args()
-    overrides = parse_settings(args.settings)
+    overrides = parse_settings(args.settings, CANDIDATE_SETTINGS)
     coverage = os.path.join(args.work, "coverage")
     star = os.path.join(coverage, "particles.star")
     export_dir = os.path.join(coverage, "export", "adk")

@@ -180,10 +180,6 @@ class TrainConfig:
     critic_channels: int = setting(
         16, "Channels of the critic's first stage (doubling per stage).", flag=False,
         check=at_least(1), fixed=True)
-    critic_symmetry: str = setting(
-        "none", "Turns the critic's score is invariant to by construction: 'rotation' scores "
-        "each image's polar resampling with angle-wrapping convolutions pooled over the angles.",
-        flag=False, choices=("none", "rotation"), fixed=True)
     critic_batch_statistics: int = setting(
         -1, "Images per group of the critic's minibatch statistics (0: none); -1: 8 for "
         "Multi-CryoGAN, none for CryoGAN (see batch_statistics_group).", flag=False,

@@ -198,7 +198,7 @@ class Trainer:
                 r.generator = make_generator(s, "generator")
                 r.ema_generator = make_generator(s, "ema_generator")
                 r.critic = build_critic(r.data.box, c.critic_channels, s["critic_batch_group"],
-                                        c.mixed_precision, symmetry=c.critic_symmetry)
+                                        c.mixed_precision)
                 r.image_formation = simulator.ImageFormation(
                     r.data.box, r.data.pixel_size, noise_model,
                     shift_std_px=c.shift_std(r.data.pixel_size) / r.data.pixel_size,

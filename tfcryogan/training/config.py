@@ -178,7 +178,9 @@ class TrainConfig:
     beta_1: float = setting(0.5, "Adam beta_1 of both optimisers.", flag=False)
     beta_2: float = setting(0.9, "Adam beta_2 of both optimisers.", flag=False)
     critic_channels: int = setting(
-        16, "Channels of the critic's first stage (doubling per stage).", flag=False,
+        8, "Channels of the critic's first stage (doubling per stage). Small because at a "
+        "fixed budget the steps a narrow critic buys give a better map than a wider critic "
+        "does (bench/RESULTS.md).", flag=False,
         check=at_least(1), fixed=True)
     critic_batch_statistics: int = setting(
         -1, "Images per group of the critic's minibatch statistics (0: none); -1: 8 for "

@@ -32,7 +32,7 @@ golden-section search, since a 4% error of the scale alone moves it by 1).
   python bench/multi.py --part=coverage --box=32      # once: the data, frames and a trained run
   python bench/critic_separation.py [--steps=600] [--seed=0] [--statistic=critic|moments]
       [--learn_scales] [--candidates=answer,affine,none,trained,frames]
-      [--settings=critic_channels=8,n_critic=2]
+      [--settings=critic_channels=16,n_critic=2]
 """
 
 import argparse
@@ -236,7 +236,7 @@ def main():
                              "(its volumes stay fixed)")
     parser.add_argument("--settings", default="",
                         help="critic: further training settings of the fresh critic's run, "
-                             "e.g. critic_channels=8,n_critic=2")
+                             "e.g. critic_channels=16,n_critic=2")
     args = parser.parse_args()
     overrides = parse_settings(args.settings, CANDIDATE_SETTINGS)
     coverage = os.path.join(args.work, "coverage")

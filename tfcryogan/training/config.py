@@ -284,6 +284,11 @@ def value_type(field):
     return args[0] if args else field.type
 
 
+def settings_without_flag():
+    """Names of the settings no command-line flag can set (package defaults and bench knobs)."""
+    return [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata["flag"]]
+
+
 def fixed_settings():
     """Names of the settings a resumed run must share with its checkpoint (and the grid)."""
     return [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["fixed"]] + [

@@ -145,7 +145,8 @@ class Trainer:
             self.run_folder.clear()
         self.settings = self._settings()
         self.run_folder.check_resume(self.settings,
-                                     config_lib.fixed_settings() + ["critic_batch_group"])
+                                     config_lib.fixed_settings() + ["critic_batch_group"],
+                                     config_lib.settings_without_flag())
         self.split = None
         if config.trains_halves:
             self.split = data_lib.split_halves(data, config.seed)

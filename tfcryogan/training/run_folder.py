@@ -65,13 +65,21 @@ class RunFolder:
         except (OSError, ValueError):
             return None
 
-    def check_resume(self, settings, fixed):
+    def check_resume(self, settings, fixed, without_flag=()):
         """Refuse to resume a run whose recorded ``settings`` differ from ``settings`` (dicts as
         in ``run.json``) in one of the names ``fixed``; a name the old record lacks is not
-        compared. Raises :class:`InputError` naming the setting and both values."""
+        compared. Raises :class:`InputError` naming the setting and both values. For a name in
+        ``without_flag`` (a package default no flag can set) the error says that the default
+        changed since the run was made, since "the same settings" cannot be given."""
         previous = (self.previous_record() or {}).get("settings", {})
         for name in fixed:
             if name in previous and previous[name] != settings.get(name):
+                if name in without_flag:
+                    raise InputError(
+                        f"{self.record_path}: this folder holds a run made with {name}="
+                        f"{previous[name]}, a setting without a flag whose default is now "
+                        f"{settings.get(name)}; resume it with the tfcryogan version that made "
+                        "it, or use --restart or another --output_dir")
                 raise InputError(f"{self.record_path}: this folder holds a run with {name}="
                                  f"{previous[name]} but now {name}={settings.get(name)}; use "
                                  "another --output_dir, --restart, or the same settings to "

@@ -55,8 +55,10 @@ def test_two_workers_equal_one_process(tiny_dataset, tmp_path):
     assert np.abs(vol_one).max() > 0
     # Tolerance: the same as the mirrored test (summation order differs across workers).
     np.testing.assert_allclose(vol_multi, vol_one, rtol=1e-4, atol=1e-6)
+    # The critic's absolute tolerance: test_mirrored.CRITIC_ATOL (Adam and numerically-zero
+    # gradients).
     np.testing.assert_allclose(np.load(tmp_path / "multi" / "critic.npy"),
-                               np.load(tmp_path / "one" / "critic.npy"), rtol=1e-4, atol=1e-6)
+                               np.load(tmp_path / "one" / "critic.npy"), rtol=1e-4, atol=3e-5)
 
 
 def test_restarted_workers_resume_from_the_chiefs_checkpoint(tiny_dataset, tmp_path):

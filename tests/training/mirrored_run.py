@@ -9,6 +9,27 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from tfcryogan import cli  # noqa: E402
 
+#: Absolute tolerance on the critic's weights after its Adam updates: a tenth of one step at the
+#: critic's learning rate (3e-4). Adam divides each gradient by its own RMS, so a weight whose
+#: gradient is numerically zero moves by up to ~1e-5 differently with the summation order (one
+#: of the 8-channel critic's 10,553 weights: 1.3e-5); a wrong step (another batch, a missing
+#: replica's images) moves many weights by most of a step.
+CRITIC_ATOL = 3e-5
+
+
+def assert_same_step(out, reference):
+    """The generator's weights (rtol 1e-4, atol 1e-6) and the critic's (rtol 1e-4, atol
+    CRITIC_ATOL) saved by main() in ``out`` equal those in ``reference``, which are not all zero:
+    the summation order across devices or workers is the only allowed difference."""
+    import numpy as np
+    vol = np.load(os.path.join(out, "volume_raw.npy"))
+    vol_ref = np.load(os.path.join(reference, "volume_raw.npy"))
+    assert np.abs(vol_ref).max() > 0
+    np.testing.assert_allclose(vol, vol_ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.load(os.path.join(out, "critic.npy")),
+                               np.load(os.path.join(reference, "critic.npy")), rtol=1e-4,
+                               atol=CRITIC_ATOL)
+
 
 def main(star, out, replicas, strategy="auto", latent_dim="0"):
     cli.import_tensorflow_quietly()

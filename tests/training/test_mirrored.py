@@ -10,17 +10,12 @@ import sys
 import numpy as np
 import pytest
 
+import mirrored_run  # tests/training/mirrored_run.py (on sys.path: this folder)
+
 # End-to-end runs of bin/ commands in subprocesses: deselect with -m "not slow".
 pytestmark = pytest.mark.slow
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-#: Absolute tolerance on the critic's weights after its Adam updates: a tenth of one step at the
-#: critic's learning rate (3e-4). Adam divides each gradient by its own RMS, so a weight whose
-#: gradient is numerically zero moves by up to ~1e-5 differently with the summation order (one
-#: of the 8-channel critic's 10,553 weights: 1.3e-5); a wrong step (another batch, a missing
-#: replica's images) moves many weights by most of a step.
-CRITIC_ATOL = 3e-5
 
 
 def run(star, out, replicas, latent_dim=0):
@@ -38,13 +33,7 @@ def test_mirrored_equals_single_device(tiny_dataset, tmp_path, latent_dim):
     star, _ = tiny_dataset
     assert "one CPU" in run(star, tmp_path / "one", 1, latent_dim)
     assert "2 logical CPU devices" in run(star, tmp_path / "two", 2, latent_dim)
-    one = np.load(tmp_path / "one" / "volume_raw.npy")
-    two = np.load(tmp_path / "two" / "volume_raw.npy")
-    assert np.abs(one).max() > 0
-    np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
-    critic_one = np.load(tmp_path / "one" / "critic.npy")
-    critic_two = np.load(tmp_path / "two" / "critic.npy")
-    np.testing.assert_allclose(critic_two, critic_one, rtol=1e-4, atol=CRITIC_ATOL)
+    mirrored_run.assert_same_step(tmp_path / "two", tmp_path / "one")
     # Losses, Wasserstein estimate and penalty summed over replicas equal the one-device values.
     # (The learned noise scale has a numerically-zero gradient at the first step, which Adam
     # turns into updates of 1e-5 that differ by rounding: compared with an absolute tolerance.)

@@ -45,6 +45,7 @@ def test_run_record_has_the_multi_cryogan_settings_and_spread(exported):
     with open(exported / "run" / "run.json", encoding="utf-8") as f:
         record = json.load(f)
     assert record["settings"]["generator_batch_count"] == 2  # --n_critic=1
+    assert record["settings"]["penalty_interval"] == 1  # Multi-CryoGAN: on every update
     assert record["settings"]["latent_dim"] == 2
     assert 0.0 < record["figures"]["conformation_spread"] < 5.0
 
@@ -60,6 +61,17 @@ def test_generator_batch_count():
     assert count(-1, 2, 4) == 5  # Multi-CryoGAN: every batch drawn for the step
     assert count(3, 2, 4) == 3
     assert count(9, 0, 4) == 5  # at most n_critic + 1 (the CTF rows drawn)
+
+
+def test_penalty_interval():
+    from tfcryogan.training.config import TrainConfig
+
+    def interval(penalty_every, latent_dim):
+        return TrainConfig(penalty_every=penalty_every, latent_dim=latent_dim).penalty_interval()
+
+    assert interval(-1, 0) == 4  # CryoGAN: lazily, for the steps
+    assert interval(-1, 2) == 1  # Multi-CryoGAN: on every update
+    assert interval(2, 2) == 2 and interval(1, 0) == 1
 
 
 def test_serving_layout_and_models_config(exported):

@@ -32,3 +32,17 @@ def test_losses_scale_by_global_batch():
     # A replica holding 2 of 8 images contributes a quarter of its own mean.
     np.testing.assert_allclose(float(losses.critic_loss(real, fake, 8)), (0.0 - 3.0) / 8)
     np.testing.assert_allclose(float(losses.generator_loss(fake, 8)), 0.0)
+
+
+def test_lazy_penalty_weights_keep_the_total_penalty():
+    # Applied on updates 0, every, 2 every, ... and weighted by the updates each stands for: the
+    # weights sum to the update count whatever the two numbers, so a step with fewer updates than
+    # ``every`` is not over-penalised (n_critic=1, every=4 gives [1], not [4]).
+    for n in range(1, 7):
+        for every in range(1, 6):
+            w = losses.lazy_penalty_weights(n, every)
+            assert len(w) == n and sum(w) == n
+            assert [i for i, x in enumerate(w) if x] == list(range(0, n, every))
+    assert losses.lazy_penalty_weights(4, 4) == [4, 0, 0, 0]
+    assert losses.lazy_penalty_weights(5, 4) == [4, 0, 0, 0, 1]
+    assert losses.lazy_penalty_weights(1, 4) == [1]

@@ -171,8 +171,10 @@ class TrainConfig:
     gp_weight: float = setting(
         10.0, "Gradient penalty weight (norm per image).", flag=False, check=at_least(0))
     penalty_every: int = setting(
-        1, "The gradient penalty is applied on every this many critic updates, weighted that "
-        "many times (lazy regularisation; 1: every update).", flag=False, check=at_least(1))
+        -1, "The gradient penalty is applied on every this many critic updates, weighted by the "
+        "updates it stands for (lazy regularisation; 1: every update); -1: 4 for CryoGAN, 1 for "
+        "Multi-CryoGAN (see penalty_interval).", flag=False,
+        check=lambda v: None if v == -1 or v >= 1 else "must be -1 or >= 1")
     jit_compile: bool = setting(
         False, "Compile each replica's adversarial step with XLA.", flag=False)
     beta_1: float = setting(0.5, "Adam beta_1 of both optimisers.", flag=False)
@@ -223,6 +225,17 @@ class TrainConfig:
         if self.generator_batches < 1:
             return 1 if self.latent_dim == 0 else self.n_critic + 1
         return max(1, min(self.generator_batches, self.n_critic + 1))
+
+    def penalty_interval(self):
+        """Critic updates per gradient penalty (see ``losses.lazy_penalty_weights``).
+
+        CryoGAN applies it on every 4th update: the double backward pass it saves buys more
+        steps, and at a fixed budget those give a better map than a penalty on every update.
+        Multi-CryoGAN applies it on every update: lazily, its samples covered fewer frames of a
+        motion (bench/RESULTS.md)."""
+        if self.penalty_every < 1:
+            return 4 if self.latent_dim == 0 else 1
+        return self.penalty_every
 
     @property
     def trains_halves(self):

@@ -106,7 +106,9 @@ class CryoGAN(keras.Model):
         # The volumes are fixed during the critic updates: transform them once.
         spectrum = tf.stop_gradient(projector.volume_spectrum(self.generator.basis_volumes()))
 
-        # Critic updates: real vs simulated, with the gradient penalty.
+        # Critic updates: real vs simulated, with the gradient penalty (lazily).
+        penalty_weights = losses.lazy_penalty_weights(self.n_critic,
+                                                       self.config.penalty_interval())
         for i in range(self.n_critic):
             draw, mix = tf.unstack(tf.random.experimental.stateless_split(seeds[i], 2))
             real = self.preprocess(data["real"][:, i])
@@ -114,15 +116,14 @@ class CryoGAN(keras.Model):
                 self.simulate(data["ctf"][:, i], draw, patches_at(i), spectrum=spectrum)))
             epsilon = replica_slice(tf.random.stateless_uniform([g], mix), g)
             critic = self.critic_scores
-            every = self.config.penalty_every
             with tf.GradientTape() as tape:
                 real_scores = critic(real)
                 fake_scores = critic(fake)
                 w_loss = losses.critic_loss(real_scores, fake_scores, g)
                 d_loss = w_loss
-                if i % every == 0:  # lazy regularisation: the skipped updates' share here
+                if penalty_weights[i]:
                     gp = losses.gradient_penalty(critic, real, fake, epsilon, g)
-                    d_loss += self.config.gp_weight * every * gp
+                    d_loss += self.config.gp_weight * penalty_weights[i] * gp
                 # The dynamic loss scale with mixed precision, the identity otherwise (inside the
                 # tape, so that the product is recorded).
                 scaled = self.d_optimizer.scale_loss(d_loss)

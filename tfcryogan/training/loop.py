@@ -180,6 +180,7 @@ class Trainer:
         return {**c.settings(), "box": data.box, "pixel_size": round(data.pixel_size, 6),
                 "critic_batch_group": c.batch_statistics_group(replica_batch),
                 "generator_batch_count": c.generator_batch_count(),
+                "penalty_interval": c.penalty_interval(),
                 "optics": [float(x) for x in data.ctf_rows()[0, 3:6]]}
 
     def _noise_model(self, data):

@@ -1,6 +1,7 @@
 """Train one adversarial step (n_critic critic updates and one generator update) with a given
 number of CPU replicas and latent dimension and save the generator's and critic's weights (run as
-a script by test_mirrored.py: splitting the CPU must happen before TensorFlow starts)."""
+a script by test_mirrored.py: splitting the CPU must happen before TensorFlow starts). Imported
+by test_mirrored.py and test_multiworker.py for ``assert_same_step``, their one comparison."""
 
 import os
 import sys

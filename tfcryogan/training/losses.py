@@ -42,3 +42,14 @@ def gradient_penalty(critic, real, fake, epsilon, global_batch):
     grads = tape.gradient(scores, mixed)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2]) + 1e-12)
     return tf.reduce_sum(tf.square(norms - 1.0)) / global_batch
+
+
+def lazy_penalty_weights(n_updates, every):
+    """Weights of the gradient penalty over one step's ``n_updates`` critic updates, applied lazily
+    (on updates 0, ``every``, 2 ``every``, ...; 0 elsewhere).
+
+    Each applied penalty is weighted by the number of updates it stands for (``every``, fewer at
+    the end of the step), so the weights sum to ``n_updates``: the same expected penalty as on
+    every update, at a fraction of the cost (the penalty's double backward pass is the costliest
+    part of a critic update). Returns a list of ``n_updates`` ints."""
+    return [min(every, n_updates - i) if i % every == 0 else 0 for i in range(n_updates)]

@@ -8,6 +8,8 @@ Fourier shell k (cycles per box) it prints:
   cos_k   cosine between the descent direction -mean(G)_k and (s truth - map)_k, the truth
           aligned onto the map (rotation, hand, shift) and scaled by least squares: > 0 means
           the gradient moves that shell towards the truth;
+  shape   the same against the part of (s truth - map)_k orthogonal to map_k (shape, not
+          amplitude);
   snr_k   |mean G_k|^2 / mean |G_k|^2 over the batches (1/batches for pure noise): how
           consistent that shell's gradient is from batch to batch;
   fsc_k   FSC of map and aligned truth in that shell.
@@ -102,15 +104,23 @@ def main():
     D = np.fft.rfftn(s * t - vol)
     V, T = np.fft.rfftn(vol), np.fft.rfftn(t)
     k = shell_index(data.box)
-    print(f"{'shell':>5s} {'A':>7s} {'cos(-G, truth-map)':>19s} {'snr':>7s} {'fsc':>6s}")
+    print(f"{'shell':>5s} {'A':>7s} {'cos(-G, truth-map)':>19s} {'shape only':>11s} {'snr':>7s} "
+          f"{'fsc':>6s}")
     for sh in range(1, data.box // 2 + 1):
         m = k == sh
         num = np.real(np.sum(-Gm[m] * np.conj(D[m])))
         cos = num / (np.linalg.norm(Gm[m]) * np.linalg.norm(D[m]) + 1e-30)
+        # The part of (truth - map) orthogonal to the map in this shell: a change of shape, not
+        # of the shell's amplitude (which the per-image normalisation and scale calibration see
+        # differently).
+        d = D[m] - np.real(np.sum(D[m] * np.conj(V[m]))) / np.sum(np.abs(V[m]) ** 2) * V[m]
+        shape = np.real(np.sum(-Gm[m] * np.conj(d))) / (
+            np.linalg.norm(Gm[m]) * np.linalg.norm(d) + 1e-30)
         snr = np.sum(np.abs(Gm[m]) ** 2) / np.mean(np.sum(np.abs(G[:, m]) ** 2, axis=1))
         fsc = np.real(np.sum(V[m] * np.conj(T[m]))) / np.sqrt(
             np.sum(np.abs(V[m]) ** 2) * np.sum(np.abs(T[m]) ** 2))
-        print(f"{sh:5d} {data.box * data.pixel_size / sh:7.1f} {cos:19.3f} {snr:7.3f} {fsc:6.3f}")
+        print(f"{sh:5d} {data.box * data.pixel_size / sh:7.1f} {cos:19.3f} {shape:11.3f} "
+              f"{snr:7.3f} {fsc:6.3f}")
 
 
 if __name__ == "__main__":

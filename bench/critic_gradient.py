@@ -21,22 +21,13 @@ coarse shape the right way: the critic's gradient itself is the limit.
 """
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-
-
-def shell_index(n):
-    """Integer shell (cycles per box) of each coefficient of an ``[n, n, n]`` rfftn."""
-    f = np.fft.fftfreq(n) * n
-    fz, fy, fx = np.meshgrid(f, f, np.fft.rfftfreq(n) * n, indexing="ij")
-    return np.rint(np.sqrt(fz ** 2 + fy ** 2 + fx ** 2)).astype(int)
 
 
 def main():
@@ -54,11 +45,12 @@ def main():
     from tfcryogan import cli
     cli.import_tensorflow_quietly()
     import tensorflow as tf
+    import critic_rank
     import critic_separation
     from tfcryogan import data as data_lib, io
-    from tfcryogan.evaluation import align as align_lib
-    from tfcryogan.training import loop, losses
-    from tfcryogan.training.config import TrainConfig
+    from tfcryogan.evaluation import align as align_lib, fsc as fsc_lib
+    from tfcryogan.physics import fourier
+    from tfcryogan.training import losses
     data = data_lib.load_particles(a.particles, box=a.box)
     vol = data_lib.on_training_grid(*io.read_volume(a.map), data, a.map)
     vol = np.maximum(vol, 0.0).astype(np.float32)
@@ -68,15 +60,8 @@ def main():
     s = float(np.sum(t * vol) / np.sum(t * t))
     print(f"truth aligned onto the map: correlation {res.correlation:.3f}, flipped {res.flipped}, "
           f"scale {s:.3g}", flush=True)
-    scratch = tempfile.mkdtemp(prefix="critic_gradient_")
-    try:
-        config = TrainConfig(particles=data.path, output_dir=scratch, box=data.box, half_maps=False,
-                             seed=a.seed, lowpass_start=a.lowpass, learn_shift=False,
-                             shift_std_A=a.shift_px * data.pixel_size_in, max_steps=a.steps)
-        trainer = loop.Trainer(config, data, log=lambda line: None)
-        trainer.generator.template.assign(vol)
-        trainer.calibrate_scales()
-        trainer.g_optimizer.learning_rate.assign(0.0)
+    with critic_rank.fixed_map_trainer(data, vol, a.steps, a.lowpass,
+                                       a.shift_px * data.pixel_size_in, a.seed) as trainer:
         mean, se = critic_separation.wasserstein_estimate(trainer, a.steps)
         print(f"critic after {a.steps} steps: W {mean:.3f} +- {se:.3f}", flush=True)
         model = trainer.model
@@ -97,13 +82,12 @@ def main():
             ctf = batch[0]["ctf"][:, 0]
             grad = grad_fn(ctf, tf.constant([a.seed, 1000 + i], tf.int64))
             grads.append(np.fft.rfftn(grad.numpy()))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     G = np.stack(grads)
     Gm = G.mean(0)
     D = np.fft.rfftn(s * t - vol)
-    V, T = np.fft.rfftn(vol), np.fft.rfftn(t)
-    k = shell_index(data.box)
+    V = np.fft.rfftn(vol)
+    k = np.rint(np.sqrt(fourier.squared_frequency(data.box, 3).numpy())).astype(int)
+    fsc = fsc_lib.fsc(vol, t).numpy()
     print(f"{'shell':>5s} {'A':>7s} {'cos(-G, truth-map)':>19s} {'shape only':>11s} {'snr':>7s} "
           f"{'fsc':>6s}")
     for sh in range(1, data.box // 2 + 1):
@@ -117,10 +101,8 @@ def main():
         shape = np.real(np.sum(-Gm[m] * np.conj(d))) / (
             np.linalg.norm(Gm[m]) * np.linalg.norm(d) + 1e-30)
         snr = np.sum(np.abs(Gm[m]) ** 2) / np.mean(np.sum(np.abs(G[:, m]) ** 2, axis=1))
-        fsc = np.real(np.sum(V[m] * np.conj(T[m]))) / np.sqrt(
-            np.sum(np.abs(V[m]) ** 2) * np.sum(np.abs(T[m]) ** 2))
         print(f"{sh:5d} {data.box * data.pixel_size / sh:7.1f} {cos:19.3f} {shape:11.3f} "
-              f"{snr:7.3f} {fsc:6.3f}")
+              f"{snr:7.3f} {fsc[sh]:6.3f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ as the truth does).
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -37,11 +38,12 @@ ESTIMATE_SETTINGS = ("particles", "output_dir", "box", "half_maps", "seed", "low
                      "learn_shift", "shift_std_A", "max_steps")
 
 
-def critic_estimate(data, volume, steps, lowpass, shift_A, seed, overrides=None):
-    """Mean and standard error of a fresh critic's Wasserstein estimate over the last half of
-    ``steps``, against ``volume`` (``[N, N, N]`` on ``data``'s grid, held fixed); ``overrides``:
-    further TrainConfig settings (e.g. the critic's)."""
-    import critic_separation
+@contextlib.contextmanager
+def fixed_map_trainer(data, volume, steps, lowpass, shift_A, seed, overrides=None):
+    """A fresh :class:`~tfcryogan.training.loop.Trainer` on ``data`` whose map is ``volume``
+    (``[N, N, N]`` on ``data``'s grid), held fixed (generator learning rate 0), its signal scale
+    calibrated as a fresh run's; ``overrides``: further TrainConfig settings (e.g. the critic's).
+    Its run folder is a scratch folder, removed on exit."""
     from tfcryogan.training import loop
     from tfcryogan.training.config import TrainConfig
     scratch = tempfile.mkdtemp(prefix="critic_rank_")
@@ -55,9 +57,17 @@ def critic_estimate(data, volume, steps, lowpass, shift_A, seed, overrides=None)
         trainer.calibrate_scales()
         trainer.g_optimizer.learning_rate.assign(0.0)  # the map stays as it is
         # progress stays 0 (it is set only by the training loop): the low-pass keeps its width.
-        return critic_separation.wasserstein_estimate(trainer, steps)
+        yield trainer
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def critic_estimate(data, volume, steps, lowpass, shift_A, seed, overrides=None):
+    """Mean and standard error of a fresh critic's Wasserstein estimate over the last half of
+    ``steps``, against ``volume`` held fixed (:func:`fixed_map_trainer`)."""
+    import critic_separation
+    with fixed_map_trainer(data, volume, steps, lowpass, shift_A, seed, overrides) as trainer:
+        return critic_separation.wasserstein_estimate(trainer, steps)
 
 
 def spearman(a, b):

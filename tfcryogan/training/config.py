@@ -197,9 +197,6 @@ class TrainConfig:
         flag=False, check=at_least(0))
     learn_shift: bool = setting(
         True, "The spread of the simulated shifts is learned.", flag=False)
-    precondition_power: float = setting(
-        0.0, "Experiment: the map's gradient is filtered by (k / lowpass_start)^power in Fourier "
-        "space (above k = lowpass_start) before Adam (0: off).", flag=False, check=at_least(0))
     ema_decay: float = setting(
         0.995, "Decay of the moving average of the weights that gives the output map.",
         flag=False, check=fraction)

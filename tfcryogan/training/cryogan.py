@@ -150,21 +150,9 @@ class CryoGAN(keras.Model):
                     tf.distribute.get_strategy().num_replicas_in_sync)
             scaled = self.g_optimizer.scale_loss(g_loss)
         grads = tape.gradient(scaled, variables)
-        if self.config.precondition_power > 0:
-            grads = [self.precondition(gr) if v is self.generator.template else gr
-                     for gr, v in zip(grads, variables)]
         self.g_optimizer.apply_gradients(zip(grads, variables))
         return {"wasserstein": -w_loss, "gradient_penalty": gp, "critic_loss": d_loss,
                 "generator_loss": g_loss}
-
-    def precondition(self, grad):
-        """Experiment: ``grad`` ``[N, N, N]`` times ``max(1, k / k0)^power`` in Fourier space."""
-        n = self.box
-        k = tf.sqrt(fourier.squared_frequency(n, 3))
-        k0 = max(float(self.config.lowpass_start), 1.0)
-        w = tf.maximum(1.0, k / k0) ** self.config.precondition_power
-        spec = tf.signal.rfft3d(grad) * tf.cast(w, tf.complex64)
-        return tf.signal.irfft3d(spec, fft_length=[n, n, n])
 
     def update_ema(self):
         """Move the EMA generator's weights towards the trained generator's (cross-replica)."""

@@ -91,3 +91,15 @@ def test_normalize_images_is_per_image():
     out = fourier.normalize_images(images).numpy()
     np.testing.assert_allclose(out.mean(axis=(1, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, rtol=1e-3)
+
+
+@pytest.mark.parametrize("box", [16, 15])
+def test_disc_lowpass_keeps_the_open_nyquist_disc_only(box):
+    rng = np.random.default_rng(box)
+    x = rng.normal(size=(3, box, box)).astype(np.float32)
+    k = np.fft.fftfreq(box) * box
+    inside = k[:, None] ** 2 + k[None, :] ** 2 < (box / 2.0) ** 2
+    for sigma in (0.0, 3.0):
+        gauss = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * sigma ** 2)) if sigma else 1.0
+        expected = np.real(np.fft.ifft2(np.fft.fft2(x) * inside * gauss))
+        np.testing.assert_allclose(fourier.disc_lowpass(x, sigma).numpy(), expected, atol=1e-5)

@@ -161,6 +161,31 @@ def gaussian_lowpass(x, sigma, ndim=2):
                              fft_length=[box] * 3)
 
 
+def disc_lowpass(images, sigma):
+    """Images restricted to the open Nyquist disc ``|k| < N / 2`` and Gaussian low-passed
+    (``exp(-k^2 / (2 sigma^2))``, ``sigma`` in cycles per box; ``sigma <= 0``: the disc only).
+
+    What the critic compares, real and simulated alike. The simulator makes signal only inside
+    the disc, while real images hold signal and noise in the corners of their square spectrum and,
+    once Fourier-cropped, nothing on the Nyquist row and column: outside the disc the two differ
+    in ways no map can change, and a critic that sees it scores the map by it.
+
+    Args:
+      images: ``[..., N, N]`` float32; sigma: scalar (may be a tensor).
+    Returns:
+      float32, the shape of ``images``; the filter is real and symmetric (the origin stays put).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    box = images.shape[-1]
+    k2 = squared_frequency(box, 2)
+    sigma = tf.convert_to_tensor(sigma, tf.float32)
+    safe = tf.maximum(sigma, 1e-3)
+    gauss = tf.where(sigma > 0, tf.exp(-k2 / (2.0 * safe * safe)), tf.ones_like(k2))
+    filt = tf.where(k2 < (box / 2.0) ** 2, gauss, tf.zeros_like(k2))
+    return tf.signal.irfft2d(tf.signal.rfft2d(images) * tf.cast(filt, tf.complex64),
+                             fft_length=[box, box])
+
+
 def gaussian_blur(x, pixels, ndim=3):
     """Convolution with a Gaussian of standard deviation ``pixels`` (pixels or voxels; 0: none):
     :func:`gaussian_lowpass` at ``sigma = N / (2 pi pixels)`` cycles per box."""

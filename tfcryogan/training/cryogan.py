@@ -76,8 +76,9 @@ class CryoGAN(keras.Model):
         return self.critic(images, training=True)
 
     def preprocess(self, images):
-        """What the critic sees: low-passed (per the schedule), per-image normalised images."""
-        return fourier.normalize_images(fourier.gaussian_lowpass(images, self.lowpass_sigma()))
+        """What the critic sees: images inside the Nyquist disc, low-passed (per the schedule),
+        per-image normalised (:func:`~tfcryogan.physics.fourier.disc_lowpass`)."""
+        return fourier.normalize_images(fourier.disc_lowpass(images, self.lowpass_sigma()))
 
     def simulate(self, ctf, seed, patches=None, spectrum=None, global_batch=None):
         """This replica's simulated images of the trained generator

@@ -23,6 +23,17 @@ def test_radial_psd_of_white_noise_is_flat_sigma_squared():
     np.testing.assert_allclose(inner, 4.0, rtol=0.1)
 
 
+def test_radial_psd_of_fourier_cropped_white_noise_is_flat_to_the_nyquist_ring():
+    """Particles resampled to a smaller box have nothing on its Nyquist row and column; their
+    noise is still white, and the estimate must say so up to the ring at N / 2 (the critic's
+    outermost ring), or coloured noise is too weak there."""
+    from tfcryogan.physics import fourier
+    white = noise.WhiteNoise().sample([400, 64, 64], tf.constant([7, 8], tf.int64))
+    cropped = fourier.resample_images(white, 2.0, 4.0, 32)
+    psd = noise.estimate_radial_psd(cropped).numpy()
+    np.testing.assert_allclose(psd[2:17], np.mean(psd[2:16]), rtol=0.06)
+
+
 def test_colored_noise_has_requested_spectrum_and_sigma():
     box = 32
     bins = noise.radial_bins(box)

@@ -1,6 +1,6 @@
 """Fourier-space helpers and the image and volume operations built on them, in one place: the
 projector, CTF, shifts, noise, the training input, the critic's input and the evaluation all use
-these (resample, crop/pad, normalise, Gaussian low-pass).
+these (resample, crop/pad, normalise, Gaussian and Nyquist-disc low-passes).
 
 Image origin: RELION's ``relion_project`` puts the projected volume centre (index ``N // 2`` of the
 map) at pixel ``(N + 1) // 2`` of its images: ``N / 2`` for even ``N`` and ``N // 2 + 1`` for odd ``N``
@@ -211,7 +211,8 @@ def cosine_lowpass(x, cutoff, width=2.0, ndim=3):
 
 def normalize_images(images):
     """Per-image normalisation: zero mean and unit standard deviation over the last two axes
-    (``[..., N, N]`` float32). What the critic sees of every image, real or simulated."""
+    (``[..., N, N]`` float32). The last stage of what the critic sees of every image
+    (``CryoGAN.preprocess``)."""
     mean, var = tf.nn.moments(images, axes=[-2, -1], keepdims=True)
     return (images - mean) * tf.math.rsqrt(var + 1e-8)
 

@@ -81,6 +81,9 @@ def estimate_radial_psd(images, radius_fraction=0.4):
 
     The pixels outside a disc of radius ``radius_fraction * N`` (the particle) are kept, their mean
     removed per image, and the periodogram ``|F|^2 / n_background`` averaged over images and rings.
+    An even box's Nyquist row and column are left out of a ring that has other frequencies:
+    images resampled to the grid have nothing there (``fourier.fourier_crop`` drops the unpaired
+    frequency), and counting them would make the outer rings' noise too weak.
 
     Args:
       images: ``[B, N, N]`` float32 particle images (or pure noise images).
@@ -95,12 +98,21 @@ def estimate_radial_psd(images, radius_fraction=0.4):
     mean = tf.reduce_sum(images * mask, axis=[-2, -1], keepdims=True) / count
     background = (images - mean) * mask
     power = tf.reduce_mean(tf.abs(tf.signal.rfft2d(background)) ** 2, axis=0) / count
-    rings = fourier.radial_index(box)
+    rings = tf.reshape(fourier.radial_index(box), [-1])
     bins = radial_bins(box)
-    total = tf.math.unsorted_segment_sum(tf.reshape(power, [-1]), tf.reshape(rings, [-1]), bins)
-    hits = tf.math.unsorted_segment_sum(tf.ones_like(tf.reshape(power, [-1])),
-                                        tf.reshape(rings, [-1]), bins)
-    return total / tf.maximum(hits, 1.0)
+    power = tf.reshape(power, [-1])
+    kx, ky = fourier.half_plane_frequencies(box)
+    inner = tf.reshape(tf.cast((tf.abs(kx) < box / 2) & (tf.abs(ky) < box / 2), tf.float32),
+                       [-1])
+
+    def ring_mean(weight):
+        hits = tf.math.unsorted_segment_sum(weight, rings, bins)
+        total = tf.math.unsorted_segment_sum(power * weight, rings, bins)
+        return total / tf.maximum(hits, 1.0), hits
+
+    every, _ = ring_mean(tf.ones_like(power))
+    without_nyquist, hits = ring_mean(inner)
+    return tf.where(hits > 0, without_nyquist, every)
 
 
 NOISE_KINDS = ("none", "white", "colored", "patches")

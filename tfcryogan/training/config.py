@@ -138,7 +138,7 @@ class TrainConfig:
         3e-3, "Volume learning rate (Adam).", check=positive)
     lowpass_start: float = setting(
         4.0, "Coarse to fine: the critic first sees images Gaussian low-passed to this width "
-        "(cycles per box), relaxed to no filter over most of the run. 0 starts at full "
+        "(cycles per box), relaxed to the Nyquist disc over most of the run. 0 starts at full "
         "resolution, e.g. from a good --initial_volume.", check=at_least(0))
     shift_std_A: float = setting(
         -1.0, "Starting spread (A, per axis) of the simulated particles' shifts; it is learned. "
@@ -164,7 +164,8 @@ class TrainConfig:
     # ---------------------------------------------------------------- not offered as flags
     lowpass_fraction: float = setting(
         0.8, "Fraction of the run (steps or --max_minutes, whichever is further along) over "
-        "which the critic's low-pass relaxes to none.", flag=False, check=fraction)
+        "which the critic's Gaussian low-pass relaxes to none (the Nyquist disc stays).",
+        flag=False, check=fraction)
     final_lr_fraction: float = setting(
         0.1, "The learning rates decay (cosine) to this fraction of their start by the end of "
         "the run.", flag=False, check=fraction)

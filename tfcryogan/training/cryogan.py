@@ -59,7 +59,8 @@ class CryoGAN(keras.Model):
 
     def lowpass_sigma(self):
         """Width (cycles per box) of the critic's input low-pass at the current progress: from
-        ``lowpass_start`` linearly to ``N / 2`` at progress ``lowpass_fraction``, then none (0).
+        ``lowpass_start`` linearly to ``N / 2`` at progress ``lowpass_fraction``, then no Gaussian
+        (0; :meth:`preprocess` keeps the Nyquist disc).
 
         Coarse to fine over most of the run (not a fixed number of steps): from a random start
         the low-resolution shape is found only slowly, and fine detail is learned well only on

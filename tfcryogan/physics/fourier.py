@@ -137,6 +137,14 @@ def squared_frequency(box, ndim, half=True):
     return k[:, None, None] ** 2 + k[None, :, None] ** 2 + last[None, None, :] ** 2
 
 
+def _gaussian_filter(k2, sigma):
+    """``exp(-k2 / (2 sigma^2))`` on a grid of squared frequencies ``k2``; all ones for
+    ``sigma <= 0`` (no filter). ``sigma`` may be a tensor."""
+    sigma = tf.convert_to_tensor(sigma, tf.float32)
+    safe = tf.maximum(sigma, 1e-3)
+    return tf.where(sigma > 0, tf.exp(-k2 / (2.0 * safe * safe)), tf.ones_like(k2))
+
+
 def gaussian_lowpass(x, sigma, ndim=2):
     """Gaussian low-pass ``exp(-k^2 / (2 sigma^2))`` of images or volumes (periodic, by FFT).
 
@@ -150,10 +158,7 @@ def gaussian_lowpass(x, sigma, ndim=2):
     """
     x = tf.convert_to_tensor(x, tf.float32)
     box = x.shape[-1]
-    k2 = squared_frequency(box, ndim)
-    sigma = tf.convert_to_tensor(sigma, tf.float32)
-    safe = tf.maximum(sigma, 1e-3)
-    filt = tf.where(sigma > 0, tf.exp(-k2 / (2.0 * safe * safe)), tf.ones_like(k2))
+    filt = _gaussian_filter(squared_frequency(box, ndim), sigma)
     if ndim == 2:
         return tf.signal.irfft2d(tf.signal.rfft2d(x) * tf.cast(filt, tf.complex64),
                                  fft_length=[box, box])
@@ -178,10 +183,7 @@ def disc_lowpass(images, sigma):
     images = tf.convert_to_tensor(images, tf.float32)
     box = images.shape[-1]
     k2 = squared_frequency(box, 2)
-    sigma = tf.convert_to_tensor(sigma, tf.float32)
-    safe = tf.maximum(sigma, 1e-3)
-    gauss = tf.where(sigma > 0, tf.exp(-k2 / (2.0 * safe * safe)), tf.ones_like(k2))
-    filt = tf.where(k2 < (box / 2.0) ** 2, gauss, tf.zeros_like(k2))
+    filt = tf.where(k2 < (box / 2.0) ** 2, _gaussian_filter(k2, sigma), tf.zeros_like(k2))
     return tf.signal.irfft2d(tf.signal.rfft2d(images) * tf.cast(filt, tf.complex64),
                              fft_length=[box, box])
 
